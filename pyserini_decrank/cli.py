@@ -1,0 +1,131 @@
+"""``decrank``: a thin command line over the Python API (each command is a few calls into it)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import DecrankError
+
+DEFAULT_MODEL = "decrank-minilm"
+
+
+class _Group(click.Group):
+    """Turns every user-caused error into one line on stderr, with no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DecrankError as exc:
+            click.echo(f"decrank: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("decrank: interrupted; what was written so far is kept", err=True)
+            sys.exit(130)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def _threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pyserini-decrank")
+def main() -> None:
+    """ED2LM re-ranking for Pyserini: encode a corpus once, re-rank BM25 runs with the decoder alone."""
+
+
+@main.command()
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model folder, hub id or packaged name.")
+@click.option("--corpus", required=True, help="BEIR folder, JsonCollection .jsonl/folder, .tsv, TREC SGML, Lucene index (--storeRaw) or retrieve-results .json.")
+@click.option("--store", required=True, type=click.Path(file_okay=False), help="Store folder (created, or resumed if it exists).")
+@click.option("--max-length", type=int, default=None, help="Document tokens kept [default: the model's].")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--shard-size", type=int, default=100_000, show_default=True, help="Documents per shard.")
+@click.option("--codec", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp16", show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=None, help="Torch threads [default: torch's].")
+def encode(model, corpus, store, max_length, batch_size, shard_size, codec, device, threads) -> None:
+    """Encode every document of CORPUS once into an encoder-state store."""
+    _quiet_transformers()
+    _threads(threads)
+    from .encode import encode_corpus
+    from .io import read_corpus
+    from .model import QueryLikelihoodModel
+
+    qlm = QueryLikelihoodModel.from_pretrained(model, device=device)
+    stats = encode_corpus(qlm, read_corpus(corpus), store, max_length=max_length, batch_size=batch_size,
+                          shard_size=shard_size, codec=codec)
+    click.echo(f"encoded {stats.encoded} documents ({stats.skipped} already stored or repeated); "
+               f"{stats.total_in_store} in {store}", err=True)
+
+
+@main.command()
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--store", required=True, help="Store written by `decrank encode` with the same encoder.")
+@click.option("--topics", required=True, help="Pyserini topic name, qid<TAB>text .tsv, BEIR queries.jsonl or TREC topics.")
+@click.option("--run", "run_path", required=True, type=click.Path(dir_okay=False), help="First-stage TREC run.")
+@click.option("--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--depth", type=int, default=100, show_default=True, help="Candidates re-ranked per query; the rest follow in first-stage order.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--alpha", type=float, default=None, help="Weight of the first-stage score, interpolated after min-max normalising both per query.")
+@click.option("--tag", default="decrank", show_default=True)
+@click.option("--skip-missing", is_flag=True, help="Drop candidates the store lacks instead of failing.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=None)
+def rerank(model, store, topics, run_path, output, depth, batch_size, alpha, tag, skip_missing, device, threads) -> None:
+    """Re-rank a first-stage run with the decoder over stored encoder states."""
+    _quiet_transformers()
+    _threads(threads)
+    from .io import read_run, read_topics
+    from .rerank import DecoderReranker
+    from .rerank._cli import rerank_run
+
+    if alpha is not None and not 0.0 <= alpha <= 1.0:
+        raise DecrankError(f"--alpha must lie in [0, 1], not {alpha}")
+    queries = read_topics(topics)
+    run = read_run(run_path)
+    reranker = DecoderReranker.from_pretrained(model, store=store, device=device, batch_size=batch_size,
+                                               skip_missing=skip_missing, alpha=alpha)
+    rerank_run(reranker, queries, run, output, depth=depth, tag=tag, topics_name=topics)
+
+
+@main.command(name="eval")
+@click.option("--qrels", required=True, help="Qrels file (TREC or BEIR TSV) or Pyserini qrels name.")
+@click.option("-m", "--measure", "measures", multiple=True, help="trec_eval measure (repeatable) [default: ndcg_cut.10, recip_rank.10, recall.100].")
+@click.option("-l", "--relevance-level", type=int, default=1, show_default=True, help="Lowest grade counted relevant by binary measures (trec_eval -l).")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def evaluate(qrels, measures, relevance_level, runs) -> None:
+    """trec_eval measures of RUNS side by side, one table row per run."""
+    from .evaluate import DEFAULT_MEASURES, evaluate_run, format_table
+    from .io import read_qrels, read_run
+
+    measures = measures or DEFAULT_MEASURES
+    judged = read_qrels(qrels)
+    rows = [evaluate_run(judged, read_run(r), measures, relevance_level, name=Path(r).name) for r in runs]
+    click.echo(format_table(rows, measures))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@click.argument("module")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def pyserini(module, args) -> None:
+    """Run `python -m pyserini.MODULE ARGS` with Java 21 set up (e.g. `decrank pyserini search.lucene ...`)."""
+    from ._pyserini import run_module
+
+    run_module(module, list(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""Offline stage: corpus -> encoder-state store (``decrank encode``)."""
+
+from ._encode import EncodeStats, encode_corpus
+
+__all__ = ["EncodeStats", "encode_corpus"]

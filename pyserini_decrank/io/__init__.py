@@ -1,0 +1,8 @@
+"""Readers and writers of the formats IR pipelines exchange: runs, topics, corpora, qrels."""
+
+from ._corpus import Document, join_title, read_corpus
+from ._qrels import read_qrels
+from ._runs import Hit, RunWriter, format_run_lines, read_run
+from ._topics import read_topics
+
+__all__ = ["Document", "Hit", "RunWriter", "format_run_lines", "join_title", "read_corpus", "read_qrels", "read_run", "read_topics"]

@@ -1,0 +1,40 @@
+"""Relevance judgments: TREC qrels (``qid 0 docid rel``), BEIR TSV (with header), or a Pyserini name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DecrankError
+from ._topics import open_text
+
+
+def read_qrels(spec: str) -> dict[str, dict[str, int]]:
+    path = Path(spec)
+    if not path.is_file():
+        if path.suffix or "/" in spec:
+            raise DecrankError(f"{spec}: qrels file not found")
+        from .._pyserini import get_qrels_file
+
+        try:
+            path = Path(get_qrels_file(spec))
+        except Exception as exc:  # Pyserini raises bare Exceptions for unknown names
+            raise DecrankError(f"{spec}: neither a qrels file nor a Pyserini qrels name ({exc})") from None
+    qrels: dict[str, dict[str, int]] = {}
+    with open_text(path) as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if lineno == 1 and parts[0] in ("query-id", "qid", "query_id"):
+                continue
+            if len(parts) == 4:
+                qid, _, docid, rel = parts
+            elif len(parts) == 3:
+                qid, docid, rel = parts
+            else:
+                raise DecrankError(f"{path}:{lineno}: malformed qrels line, expected 'qid 0 docid relevance': {line.strip()[:80]!r}")
+            try:
+                qrels.setdefault(qid, {})[docid] = int(float(rel))
+            except ValueError:
+                raise DecrankError(f"{path}:{lineno}: relevance must be a number: {line.strip()[:80]!r}") from None
+    return qrels

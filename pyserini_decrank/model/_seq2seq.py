@@ -1,0 +1,266 @@
+"""``QueryLikelihoodModel``: any Hugging Face encoder-decoder, its encoder and decoder used apart.
+
+The encoder sees only the document, so its output can be computed once and stored; the decoder then
+scores a query against stored states. Scores go through the model's own forward with
+``encoder_outputs`` given, so every family's quirks (T5 v1.0's ``d_model**-0.5`` output scaling,
+BART's ``final_logits_bias``, ``EncoderDecoderModel``'s ``enc_to_dec_proj``) stay the library's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..errors import DecrankError
+from ._config import ScoringConfig
+
+PACKAGED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A local folder, a model packaged with pyserini-decrank (``decrank-minilm``), or a hub id."""
+    if os.path.isdir(name_or_path):
+        return name_or_path
+    packaged = PACKAGED_MODELS_DIR / name_or_path
+    if packaged.is_dir():
+        from ..train._minilm import materialize_packaged_model
+
+        return str(materialize_packaged_model(packaged))
+    return name_or_path
+
+
+def _load_hf(path: str, revision: str | None):
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
+
+    try:
+        config = AutoConfig.from_pretrained(path, revision=revision)
+        if config.model_type == "encoder-decoder":
+            model = EncoderDecoderModel.from_pretrained(path, revision=revision)
+        else:
+            model = AutoModelForSeq2SeqLM.from_pretrained(path, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DecrankError(f"cannot load model {path!r}: {first}") from None
+    return model, tokenizer
+
+
+class QueryLikelihoodModel:
+    """Scores ``log p(query | document)`` from precomputed encoder states."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        config: ScoringConfig | None = None,
+        name_or_path: str = "",
+        revision: str | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.model = model.eval().to(device)
+        self.tokenizer = tokenizer
+        self.config = config or ScoringConfig()
+        self.name_or_path = name_or_path
+        self.revision = revision
+        self.device = torch.device(device)
+        mc = model.config
+        start = mc.decoder_start_token_id
+        if start is None and getattr(mc, "decoder", None) is not None:
+            start = mc.decoder.decoder_start_token_id or mc.decoder.bos_token_id
+        if start is None:
+            start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+        if start is None:
+            raise DecrankError(f"model {name_or_path!r} has no decoder_start_token_id in its config")
+        self.decoder_start_token_id = int(start)
+        pad = mc.pad_token_id if mc.pad_token_id is not None else tokenizer.pad_token_id
+        self.pad_token_id = int(pad if pad is not None else 0)
+        self._fingerprint: dict | None = None
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        revision: str | None = None,
+        device: str = "cpu",
+        **config_overrides,
+    ) -> "QueryLikelihoodModel":
+        path = resolve_model(name_or_path)
+        model, tokenizer = _load_hf(path, revision)
+        config = ScoringConfig.load(path) if os.path.isdir(path) else None
+        config = config or ScoringConfig()
+        for key, value in config_overrides.items():
+            if value is not None:
+                setattr(config, key, value)
+        return cls(model, tokenizer, config, name_or_path=name_or_path, revision=revision, device=device)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        self.config.save(folder)
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def encoder(self) -> torch.nn.Module:
+        return self.model.get_encoder()
+
+    @property
+    def hidden_size(self) -> int:
+        enc_config = getattr(self.model.config, "encoder", None) or self.model.config
+        for key in ("hidden_size", "d_model"):
+            value = getattr(enc_config, key, None)
+            if value:
+                return int(value)
+        raise DecrankError(f"cannot tell the encoder width of {self.name_or_path!r}")
+
+    def fingerprint(self) -> dict:
+        """What a store must match: the encoder's weights, the tokenizer and the document template.
+
+        Weights, not the config, identify the encoder, so every decoder trained on one frozen encoder
+        shares its stores.
+        """
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(type(self.encoder).__name__.encode())
+            for name, tensor in sorted(self.encoder.state_dict().items()):
+                flat = tensor.detach().reshape(-1).to(torch.float64)
+                h.update(name.encode())
+                h.update(str(tuple(tensor.shape)).encode())
+                h.update(flat[:64].numpy().tobytes())
+                h.update(struct.pack("<d", float(flat.sum())))
+            vocab = self.tokenizer.get_vocab()
+            t = hashlib.sha256(json.dumps(sorted(vocab.items())).encode())
+            t.update(type(self.tokenizer).__name__.removesuffix("Fast").encode())
+            self._fingerprint = {
+                "model": self.name_or_path,
+                "revision": self.revision,
+                "encoder_sha256": h.hexdigest(),
+                "tokenizer_sha256": t.hexdigest(),
+                "document_prefix": self.config.document_prefix,
+            }
+        return self._fingerprint
+
+    # ------------------------------------------------------------------ documents
+    def tokenize_documents(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
+        max_length = max_length or self.config.max_length
+        prefixed = [self.config.document_prefix + t for t in texts]
+        return self.tokenizer(list(prefixed), truncation=True, max_length=max_length)["input_ids"]
+
+    @torch.inference_mode()
+    def encode_ids(self, batch: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+        """Encoder states of each document, unpadded (``len_i x hidden``), fp32 on the CPU."""
+        length = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), length), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), length), dtype=torch.long)
+        for i, ids in enumerate(batch):
+            input_ids[i, : len(ids)] = torch.as_tensor(ids)
+            mask[i, : len(ids)] = 1
+        out = self.encoder(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))
+        states = out.last_hidden_state.float().cpu()
+        return [states[i, : len(ids)] for i, ids in enumerate(batch)]
+
+    def encode(self, texts: Sequence[str]) -> list[torch.Tensor]:
+        return self.encode_ids(self.tokenize_documents(texts))
+
+    # ------------------------------------------------------------------ queries
+    def query_labels(self, query: str) -> list[int]:
+        """Target ids of a query, end-of-sequence included, decoder-start token excluded."""
+        cfg = self.config
+        ids = self.tokenizer(
+            cfg.query_prefix + query, truncation=True, max_length=cfg.max_query_length
+        )["input_ids"]
+        if ids and ids[0] == self.decoder_start_token_id:
+            ids = ids[1:]
+        if cfg.objective == "label":
+            ids = ids + [self.label_token_ids()[0]]
+        return ids
+
+    def label_token_ids(self) -> tuple[int, int]:
+        ids = []
+        for token in (self.config.relevance_token, self.config.irrelevance_token):
+            pieces = self.tokenizer(token, add_special_tokens=False)["input_ids"]
+            if not pieces:
+                raise DecrankError(f"relevance token {token!r} is empty for this tokenizer")
+            ids.append(pieces[0])
+        return ids[0], ids[1]
+
+    # ------------------------------------------------------------------ scoring
+    def token_log_probs(
+        self,
+        labels: torch.Tensor,
+        states: torch.Tensor,
+        states_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token ``log p`` of ``labels`` (B x T, -100 = padding) and the full fp32 log-softmax's
+        normaliser inputs; log-softmax is taken in fp32 whatever the model's dtype."""
+        label_mask = labels.ne(-100)
+        targets = labels.masked_fill(~label_mask, self.pad_token_id)
+        decoder_input = torch.full_like(targets, self.pad_token_id)
+        decoder_input[:, 0] = self.decoder_start_token_id
+        decoder_input[:, 1:] = targets[:, :-1]
+        from transformers.modeling_outputs import BaseModelOutput
+
+        dtype = next(self.model.parameters()).dtype
+        out = self.model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=states.to(self.device, dtype)),
+            attention_mask=states_mask.to(self.device),
+            decoder_input_ids=decoder_input.to(self.device),
+            use_cache=False,
+        )
+        logits = out.logits.float()
+        log_norm = torch.logsumexp(logits, dim=-1)
+        target_logits = logits.gather(-1, targets.to(self.device).unsqueeze(-1)).squeeze(-1)
+        return (target_logits - log_norm) * label_mask.to(self.device), logits
+
+    @torch.inference_mode()
+    def score_states(
+        self,
+        labels: torch.Tensor,
+        states: torch.Tensor,
+        states_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """The model's relevance score of each row: summed query log-likelihood (eos included), or
+        for a ``label`` model the relevance token's log-probability against its opposite."""
+        token_lp, logits = self.token_log_probs(labels, states, states_mask)
+        if self.config.objective != "label":
+            return token_lp.sum(-1).float().cpu()
+        lengths = labels.ne(-100).sum(-1).to(self.device)
+        last = (lengths - 1).clamp_min(0)
+        rows = torch.arange(labels.size(0), device=self.device)
+        yes, no = self.label_token_ids()
+        pair = logits[rows, last][:, [yes, no]].log_softmax(-1)[:, 0]
+        if self.config.label_adds_likelihood:
+            pair = pair + token_lp.sum(-1) - token_lp[rows, last]
+        return pair.float().cpu()
+
+
+def pad_states(
+    states: Sequence[torch.Tensor], dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pads per-document state matrices into a batch and its attention mask."""
+    length = max(s.shape[0] for s in states)
+    hidden = states[0].shape[1]
+    dtype = dtype or states[0].dtype
+    batch = torch.zeros((len(states), length, hidden), dtype=dtype)
+    mask = torch.zeros((len(states), length), dtype=torch.long)
+    for i, s in enumerate(states):
+        batch[i, : s.shape[0]] = s
+        mask[i, : s.shape[0]] = 1
+    return batch, mask
+
+
+def pad_labels(label_ids: Sequence[Sequence[int]]) -> torch.Tensor:
+    length = max(len(ids) for ids in label_ids)
+    labels = torch.full((len(label_ids), length), -100, dtype=torch.long)
+    for i, ids in enumerate(label_ids):
+        labels[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+    return labels
+

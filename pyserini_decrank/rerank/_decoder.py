@@ -1,0 +1,125 @@
+"""``DecoderReranker``: the query-time half of ED2LM. Only the decoder runs, over the query tokens,
+cross-attending to each candidate's stored encoder states."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import DecrankError
+from ..io import Hit
+from ..model import QueryLikelihoodModel
+from ..model._seq2seq import pad_labels, pad_states
+from ..store import EncoderStateStore, MissingDocidsError
+
+DEFAULT_MODEL = "decrank-minilm"
+
+
+def _minmax(values: np.ndarray) -> np.ndarray:
+    span = values.max() - values.min()
+    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+
+
+def _with_score(hit: Any, score: float) -> Any:
+    """A copy of ``hit`` with a new score: a dataclass stays its type, anything else becomes a ``Hit``."""
+    if dataclasses.is_dataclass(hit):
+        return dataclasses.replace(hit, score=score)
+    return Hit(docid=str(hit.docid), score=score, rank=getattr(hit, "rank", 0), contents=getattr(hit, "contents", None))
+
+
+class DecoderReranker:
+    """Re-ranks first-stage hits by the decoder's likelihood of the query given each document."""
+
+    def __init__(
+        self,
+        model: QueryLikelihoodModel,
+        store: EncoderStateStore,
+        batch_size: int = 32,
+        skip_missing: bool = False,
+        alpha: float | None = None,
+    ) -> None:
+        store.check_model(model.fingerprint())
+        self.model = model
+        self.store = store
+        self.batch_size = batch_size
+        self.skip_missing = skip_missing
+        self.alpha = alpha
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str = DEFAULT_MODEL,
+        store: str | EncoderStateStore = "",
+        device: str = "cpu",
+        batch_size: int = 32,
+        skip_missing: bool = False,
+        alpha: float | None = None,
+        **model_kwargs,
+    ) -> "DecoderReranker":
+        if not store:
+            raise DecrankError("DecoderReranker needs store=: a folder written by `decrank encode`")
+        store = store if isinstance(store, EncoderStateStore) else EncoderStateStore(store)
+        return cls(QueryLikelihoodModel.from_pretrained(model, device=device, **model_kwargs), store,
+                   batch_size=batch_size, skip_missing=skip_missing, alpha=alpha)
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, query: str, docids: Sequence[str], qid: str | None = None) -> np.ndarray:
+        """The model's score of each document for ``query`` (log-likelihood for query-likelihood models)."""
+        if not query or not query.strip():
+            raise DecrankError(f"query {qid} is empty" if qid is not None else "the query is empty")
+        if not docids:
+            return np.zeros(0, dtype=np.float32)
+        labels = self.model.query_labels(query)
+        states = self.store.get_many(docids)
+        # longest first, so that each batch pads to about its own length
+        order = sorted(range(len(states)), key=lambda i: states[i].shape[0], reverse=True)
+        scores = np.empty(len(docids), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            padded, mask = pad_states([states[i] for i in batch])
+            batch_labels = pad_labels([labels] * len(batch))
+            scores[batch] = self.model.score_states(batch_labels, padded, mask).numpy()
+        return scores
+
+    def rerank(self, query: str, hits: Sequence[Any], k: int | None = None, qid: str | None = None) -> list:
+        """Hits sorted by the new score. Only the first ``k`` (all by default) are scored; the rest keep
+        their first-stage order after them. Ties keep first-stage order."""
+        hits = list(hits)
+        k = len(hits) if k is None else min(k, len(hits))
+        head, tail = hits[:k], hits[k:]
+        docids = [str(h.docid) for h in head]
+        if self.skip_missing:
+            missing = set(self.store.missing(docids))
+            head = [h for h, d in zip(head, docids) if d not in missing]
+            tail = [h for h in tail if str(h.docid) not in missing]
+            docids = [d for d in docids if d not in missing]
+        try:
+            scores = self.score(query, docids, qid=qid)
+        except MissingDocidsError as exc:
+            where = f" (query {qid})" if qid is not None else ""
+            raise DecrankError(f"{exc}{where}; pass --skip-missing to drop such candidates") from None
+        if self.alpha is not None and len(scores):
+            first = np.array([float(h.score) for h in head], dtype=np.float64)
+            scores = self.alpha * _minmax(first) + (1 - self.alpha) * _minmax(scores.astype(np.float64))
+        order = sorted(range(len(head)), key=lambda i: (-scores[i], i))
+        reranked = [_with_score(head[i], float(scores[i])) for i in order]
+        floor = min((float(s) for s in scores), default=0.0)
+        reranked += [_with_score(h, floor - 1.0 - i) for i, h in enumerate(tail)]
+        return reranked
+
+    def batch_rerank(
+        self,
+        queries: Mapping[str, str],
+        hits_by_qid: Mapping[str, Sequence[Any]],
+        k: int | None = None,
+    ) -> dict[str, list]:
+        """``rerank`` for every qid of ``hits_by_qid``; a qid without a query is an error."""
+        out = {}
+        for qid, hits in hits_by_qid.items():
+            if qid not in queries:
+                raise DecrankError(f"query {qid} of the run has no topic text")
+            out[qid] = self.rerank(queries[qid], hits, k=k, qid=qid)
+        return out
+

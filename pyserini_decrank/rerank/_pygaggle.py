@@ -1,0 +1,51 @@
+"""pygaggle's ``Reranker.rerank(Query, List[Text])`` shape, without depending on pygaggle (which is
+broken on Pyserini >= 0.24). pygaggle's own ``Query``/``Text`` objects work too: only their attributes
+are read."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..errors import DecrankError
+
+
+@dataclass
+class Query:
+    text: str
+    id: str | None = None
+
+
+@dataclass
+class Text:
+    text: str
+    metadata: dict = field(default_factory=dict)
+    score: float = 0.0
+    title: str | None = None
+
+
+class PygaggleReranker:
+    """Wraps a ``DecoderReranker`` (or ``CrossAttentionReranker``) for code written against pygaggle.
+
+    Each text's docid is read from ``metadata['docid']``; like pygaggle, the texts come back in the
+    order given, with their ``score`` set.
+    """
+
+    def __init__(self, reranker: Any) -> None:
+        self.reranker = reranker
+
+    def rerank(self, query: Any, texts: Sequence[Any]) -> list:
+        docids = []
+        for i, text in enumerate(texts):
+            docid = (getattr(text, "metadata", None) or {}).get("docid")
+            if docid is None:
+                raise DecrankError(f"text {i} has no metadata['docid'] to look its states up by")
+            docids.append(str(docid))
+        scores = self.reranker.score(query.text, docids, qid=getattr(query, "id", None))
+        out = []
+        for text, score in zip(texts, scores):
+            scored = copy.copy(text)
+            scored.score = float(score)
+            out.append(scored)
+        return out
