@@ -75,10 +75,12 @@ def evaluate_run(
 def format_table(evaluations: Sequence[Evaluation], measures: Sequence[str]) -> str:
     """A Markdown table, one row per run, one column per measure."""
     width = max([len("run")] + [len(e.name) for e in evaluations])
-    head = f"| {'run':<{width}} | " + " | ".join(f"{m:>12}" for m in measures) + " | queries |"
-    rule = f"|{'-' * (width + 2)}|" + "|".join("-" * 13 + ":" for _ in measures) + "|--------:|"
+    cols = [max(8, len(m)) for m in measures]
+    head = f"| {'run':<{width}} | " + " | ".join(f"{m:>{c}}" for m, c in zip(measures, cols)) + " | queries |"
+    rule = f"|{'-' * (width + 2)}|" + "|".join("-" * (c + 1) + ":" for c in cols) + "|--------:|"
     rows = [
-        f"| {e.name:<{width}} | " + " | ".join(f"{e.means[m]:>12.4f}" for m in measures) + f" | {e.num_queries:>7} |"
+        f"| {e.name:<{width}} | " + " | ".join(f"{e.means[m]:>{c}.4f}" for m, c in zip(measures, cols))
+        + f" | {e.num_queries:>7} |"
         for e in evaluations
     ]
     return "\n".join([head, rule, *rows])

@@ -1,0 +1,69 @@
+"""Decoder-only scores from stored states equal the full encoder-decoder forward."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FAMILIES
+from pyserini_decrank import DecoderReranker, EncoderStateStore, QueryLikelihoodModel
+from pyserini_decrank.encode import encode_corpus
+from pyserini_decrank.io import Document
+
+QUERY = "magnetic field of the electron"
+
+
+def full_forward_log_likelihood(model: QueryLikelihoodModel, texts: list[str], query: str) -> np.ndarray:
+    """Reference: the whole model run on (document, query) pairs, no stored states involved."""
+    ids = model.tokenize_documents(texts)
+    input_ids = torch.full((len(ids), max(map(len, ids))), model.pad_token_id)
+    mask = torch.zeros_like(input_ids)
+    for i, x in enumerate(ids):
+        input_ids[i, : len(x)] = torch.tensor(x)
+        mask[i, : len(x)] = 1
+    labels = torch.tensor([model.query_labels(query)] * len(texts))
+    with torch.no_grad():
+        logits = model.model(input_ids=input_ids, attention_mask=mask, labels=labels).logits
+    return logits.double().log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1).sum(-1).numpy()
+
+
+def build_store(model, docs, path, codec):
+    corpus = [Document(d, t) for d, t in docs.items()]
+    encode_corpus(model, corpus, path, batch_size=7, shard_size=15, codec=codec, progress=False)
+    return EncoderStateStore(path)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_stored_states_score_like_full_forward(family, tiny_models, docs, tmp_path):
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models(family)))
+    store = build_store(model, docs, tmp_path / "store", "fp32")
+    reranker = DecoderReranker(model, store, batch_size=8)
+    docids = list(docs)
+    fast = reranker.score(QUERY, docids)
+    reference = full_forward_log_likelihood(model, [docs[d] for d in docids], QUERY)
+    np.testing.assert_allclose(fast, reference, atol=1e-4, rtol=0)
+    assert np.ptp(reference) > 1e-3, "documents must get different scores for the test to mean anything"
+
+
+def test_query_labels_end_with_eos_and_skip_start_token(tiny_models):
+    for family in FAMILIES:
+        model = QueryLikelihoodModel.from_pretrained(str(tiny_models(family)))
+        labels = model.query_labels(QUERY)
+        eos = model.model.config.eos_token_id
+        if eos is None:
+            eos = model.model.config.decoder.eos_token_id
+        assert labels[-1] == eos, family
+        assert labels[0] != model.decoder_start_token_id, family
+
+
+@pytest.mark.parametrize("codec,tolerance", [("fp16", 0.05), ("bf16", 0.5)])
+def test_half_precision_codecs_stay_close(codec, tolerance, tiny_models, docs, tmp_path):
+    """Stated tolerance of the compact codecs: summed log-likelihood within ``tolerance`` nats, and
+    the same order for documents whose fp32 scores differ by more than twice that."""
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    exact = DecoderReranker(model, build_store(model, docs, tmp_path / "fp32", "fp32")).score(QUERY, list(docs))
+    compact = DecoderReranker(model, build_store(model, docs, tmp_path / codec, codec)).score(QUERY, list(docs))
+    assert np.abs(exact - compact).max() < tolerance
+    i, j = np.triu_indices(len(exact), 1)
+    clear = np.abs(exact[i] - exact[j]) > 2 * tolerance
+    assert clear.any()
+    assert (np.sign(exact[i] - exact[j])[clear] == np.sign(compact[i] - compact[j])[clear]).all()
