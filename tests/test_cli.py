@@ -1,0 +1,124 @@
+"""The command line: every user-caused error is one line with no traceback, and nothing written is lost."""
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from pyserini_decrank.cli import main
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_models, docs, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    (root / "corpus.tsv").write_text("".join(f"{d}\t{t}\n" for d, t in docs.items()))
+    ids = list(docs)
+    (root / "run.txt").write_text("".join(f"q1 Q0 {d} {i + 1} {30 - i} bm25\n" for i, d in enumerate(ids[:12]))
+                                  + "".join(f"q2 Q0 {d} {i + 1} {30 - i} bm25\n" for i, d in enumerate(ids[12:20])))
+    (root / "topics.tsv").write_text("q1\tdigital data storage\nq2\telectron wave frequency\n")
+    model = str(tiny_models("t5"))
+    result = CliRunner().invoke(main, ["encode", "--model", model, "--corpus", str(root / "corpus.tsv"),
+                                       "--store", str(root / "store"), "--shard-size", "16"])
+    assert result.exit_code == 0, result.output
+    return root, model
+
+
+def run_cli(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def assert_one_line_error(code, stderr, *fragments):
+    assert code == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("decrank: error: "), stderr
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def rerank_args(root, model, **over):
+    args = {"--model": model, "--store": root / "store", "--topics": root / "topics.tsv",
+            "--run": root / "run.txt", "--output": root / "out.txt", "--depth": 5}
+    args.update(over)
+    return ["rerank", *[x for k, v in args.items() for x in (k, v)]]
+
+
+def test_rerank_writes_a_sorted_trec_run(setup):
+    root, model = setup
+    code, _, err = run_cli(*rerank_args(root, model, **{"--tag": "mine"}))
+    assert code == 0, err
+    lines = [line.split() for line in (root / "out.txt").read_text().splitlines()]
+    assert len(lines) == 20 and all(len(p) == 6 and p[1] == "Q0" and p[5] == "mine" for p in lines)
+    q1 = [p for p in lines if p[0] == "q1"]
+    assert [int(p[3]) for p in q1] == list(range(1, 13))
+    assert [float(p[4]) for p in q1] == sorted((float(p[4]) for p in q1), reverse=True)
+    bm25 = [line.split()[2] for line in (root / "run.txt").read_text().splitlines() if line.startswith("q1")]
+    assert [p[2] for p in q1[5:]] == bm25[5:]  # below --depth: first-stage order
+
+
+def test_unknown_docid_fails_before_writing_and_keeps_old_output(setup):
+    root, model = setup
+    bad_run = root / "bad_run.txt"
+    bad_run.write_text((root / "run.txt").read_text() + "q2 Q0 ghost 9 1.0 bm25\n")
+    (root / "kept.txt").write_text("earlier results\n")
+    code, _, err = run_cli(*rerank_args(root, model, **{"--run": bad_run, "--output": root / "kept.txt", "--depth": 100}))
+    assert_one_line_error(code, err, "ghost", "--skip-missing")
+    assert (root / "kept.txt").read_text() == "earlier results\n"
+    code, _, err = run_cli(*rerank_args(root, model, **{"--run": bad_run, "--depth": 100}), "--skip-missing")
+    assert code == 0 and "ghost" not in (root / "out.txt").read_text()
+
+
+@pytest.mark.parametrize("case", ["malformed_run", "empty_query", "missing_topic", "malformed_topics"])
+def test_bad_inputs(setup, case):
+    root, model = setup
+    if case == "malformed_run":
+        (root / "r.txt").write_text("q1 Q0 doc-000 1 3.0 bm25\nq1 Q0 doc-001 2\n")
+        over, expect = {"--run": root / "r.txt"}, ["r.txt:2:", "malformed run line"]
+    elif case == "empty_query":
+        (root / "t.tsv").write_text("q1\t   \nq2\tok\n")
+        over, expect = {"--topics": root / "t.tsv"}, ["query q1 is empty"]
+    elif case == "missing_topic":
+        (root / "t2.tsv").write_text("q1\tok\n")
+        over, expect = {"--topics": root / "t2.tsv"}, ["query q2 of the run is not in"]
+    else:
+        (root / "t3.tsv").write_text("q1\tok\nq2 no tab\n")
+        over, expect = {"--topics": root / "t3.tsv"}, ["t3.tsv:2:", "malformed topic line"]
+    assert_one_line_error(*run_cli(*rerank_args(root, model, **over))[::2], *expect)
+
+
+def test_store_model_mismatch(setup, tiny_models):
+    root, _ = setup
+    code, _, err = run_cli(*rerank_args(root, str(tiny_models("bart"))))
+    assert_one_line_error(code, err, "does not fit model", "encoder differs")
+
+
+def test_truncated_shard_and_missing_store(setup, tmp_path):
+    root, model = setup
+    import shutil
+
+    shutil.copytree(root / "store", tmp_path / "store")
+    shard = tmp_path / "store" / "shards" / "00001" / "states.bin"
+    shard.write_bytes(shard.read_bytes()[:100])
+    assert_one_line_error(*run_cli(*rerank_args(root, model, **{"--store": tmp_path / "store"}))[::2], "00001/states.bin", "truncated")
+    assert_one_line_error(*run_cli(*rerank_args(root, model, **{"--store": tmp_path / "nothing"}))[::2], "not an encoder-state store")
+
+
+def test_eval_table_and_bad_qrels(setup):
+    root, model = setup
+    (root / "qrels.txt").write_text("q1 0 doc-003 2\nq1 0 doc-009 1\nq2 0 doc-015 1\n")
+    code, out, err = run_cli("eval", "--qrels", root / "qrels.txt", "-m", "ndcg_cut.10", "-m", "map", root / "run.txt")
+    assert code == 0, err
+    assert "| run.txt" in out and "ndcg_cut.10" in out and out.count("\n") == 3
+    (root / "bad_qrels.txt").write_text("q1 0 doc-003\n")
+    assert_one_line_error(*run_cli("eval", "--qrels", root / "bad_qrels.txt", root / "run.txt")[::2], "bad_qrels.txt:1:")
+    assert_one_line_error(*run_cli("eval", "--qrels", root / "qrels.txt", "-m", "nope", root / "run.txt")[::2], "unknown trec_eval measure")
+
+
+def test_errors_print_no_traceback_in_a_real_process(setup):
+    root, model = setup
+    proc = subprocess.run([sys.executable, "-m", "pyserini_decrank", *map(str, rerank_args(root, model, **{"--store": root / "absent"}))],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert_one_line_error(proc.returncode, proc.stderr, "not an encoder-state store")
