@@ -72,8 +72,11 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, devi
 
 
 @main.command()
-@click.option("--model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--store", required=True, help="Store written by `decrank encode` with the same encoder.")
+@click.option("--method", type=click.Choice(["decoder", "biencoder"]), default="decoder", show_default=True,
+              help="decoder: ED2LM over stored states; biencoder: all-MiniLM-L6-v2 cosine, embedding on the fly.")
+@click.option("--model", default=None, help=f"Model folder, hub id or packaged name [default: {DEFAULT_MODEL}; the method's own].")
+@click.option("--store", default=None, help="Store written by `decrank encode` with the same encoder (decoder method).")
+@click.option("--corpus", default=None, help="Candidates' text, for methods that read it (biencoder).")
 @click.option("--topics", required=True, help="Pyserini topic name, qid<TAB>text .tsv, BEIR queries.jsonl or TREC topics.")
 @click.option("--run", "run_path", required=True, type=click.Path(dir_okay=False), help="First-stage TREC run.")
 @click.option("--output", required=True, type=click.Path(dir_okay=False))
@@ -84,20 +87,19 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, devi
 @click.option("--skip-missing", is_flag=True, help="Drop candidates the store lacks instead of failing.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=None)
-def rerank(model, store, topics, run_path, output, depth, batch_size, alpha, tag, skip_missing, device, threads) -> None:
-    """Re-rank a first-stage run with the decoder over stored encoder states."""
+def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, tag, skip_missing, device, threads) -> None:
+    """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
     _quiet_transformers()
     _threads(threads)
     from .io import read_run, read_topics
-    from .rerank import DecoderReranker
-    from .rerank._cli import rerank_run
+    from .rerank._cli import build_reranker, rerank_run
 
     if alpha is not None and not 0.0 <= alpha <= 1.0:
         raise DecrankError(f"--alpha must lie in [0, 1], not {alpha}")
     queries = read_topics(topics)
     run = read_run(run_path)
-    reranker = DecoderReranker.from_pretrained(model, store=store, device=device, batch_size=batch_size,
-                                               skip_missing=skip_missing, alpha=alpha)
+    reranker = build_reranker(method, model=model, store=store, corpus=corpus, run=run, depth=depth, device=device,
+                              batch_size=batch_size, skip_missing=skip_missing, alpha=alpha)
     rerank_run(reranker, queries, run, output, depth=depth, tag=tag, topics_name=topics)
 
 
@@ -115,6 +117,38 @@ def evaluate(qrels, measures, relevance_level, runs) -> None:
     judged = read_qrels(qrels)
     rows = [evaluate_run(judged, read_run(r), measures, relevance_level, name=Path(r).name) for r in runs]
     click.echo(format_table(rows, measures))
+
+
+@main.command()
+@click.option("--base", default="minilm", show_default=True, help="Hugging Face encoder-decoder (id or folder), or `minilm` to warm-start from all-MiniLM-L6-v2.")
+@click.option("--pairs", multiple=True, required=True, help="query<TAB>passage TSV (.gz too) or BEIR folder; repeatable.")
+@click.option("--split", default="train", show_default=True, help="qrels split of BEIR folders.")
+@click.option("--output", required=True, type=click.Path(file_okay=False), help="Model folder; an unfinished run there resumes.")
+@click.option("--objective", type=click.Choice(["mle", "unlikelihood", "rll", "label"]), default="mle", show_default=True)
+@click.option("--negatives", type=click.Choice(["in-batch", "random", "bm25"]), default="in-batch", show_default=True, help="For unlikelihood, rll and label.")
+@click.option("--num-negatives", type=int, default=3, show_default=True)
+@click.option("--steps", type=int, default=None, help="Optimiser steps [default: from --epochs].")
+@click.option("--epochs", type=float, default=1.0, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=3e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--decoder-layers", type=int, default=6, show_default=True, help="With --base minilm.")
+@click.option("--freeze-encoder", is_flag=True, help="Train the decoder only; stores stay valid for every such decoder.")
+@click.option("--encoder-store", default=None, help="With --freeze-encoder: read (and first write) the passages' encoder states here.")
+@click.option("--max-length", type=int, default=192, show_default=True)
+@click.option("--max-query-length", type=int, default=32, show_default=True)
+@click.option("--label-adds-likelihood", is_flag=True, help="label objective: score = relevance token + query log-likelihood.")
+@click.option("--checkpoint-every", type=int, default=200, show_default=True)
+@click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this much training time.")
+@click.option("--threads", type=int, default=None)
+def train(**options) -> None:
+    """Fine-tune an encoder-decoder as a document-to-query generator."""
+    _quiet_transformers()
+    from .train import TrainConfig, train as run_training
+
+    options["pairs"] = list(options["pairs"])
+    output = run_training(TrainConfig(**options))
+    click.echo(f"saved model to {output}", err=True)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})

@@ -171,15 +171,18 @@ class QueryLikelihoodModel:
         return self.encode_ids(self.tokenize_documents(texts))
 
     # ------------------------------------------------------------------ queries
-    def query_labels(self, query: str) -> list[int]:
-        """Target ids of a query, end-of-sequence included, decoder-start token excluded."""
+    def query_ids(self, query: str) -> list[int]:
+        """Token ids of a query, end-of-sequence included, decoder-start token excluded."""
         cfg = self.config
-        ids = self.tokenizer(
-            cfg.query_prefix + query, truncation=True, max_length=cfg.max_query_length
-        )["input_ids"]
+        ids = self.tokenizer(cfg.query_prefix + query, truncation=True, max_length=cfg.max_query_length)["input_ids"]
         if ids and ids[0] == self.decoder_start_token_id:
             ids = ids[1:]
-        if cfg.objective == "label":
+        return ids
+
+    def query_labels(self, query: str) -> list[int]:
+        """The decoder's targets when scoring: the query, then for a ``label`` model the relevance token."""
+        ids = self.query_ids(query)
+        if self.config.objective == "label":
             ids = ids + [self.label_token_ids()[0]]
         return ids
 

@@ -11,6 +11,27 @@ from ..errors import DecrankError
 from ..io import Hit, RunWriter
 
 
+def build_reranker(method: str, model: str | None, store: str | None, corpus: str | None, run: Mapping[str, Sequence[Hit]],
+                   depth: int, device: str, batch_size: int, skip_missing: bool, alpha: float | None):
+    """The re-ranker a ``--method`` names, with its inputs checked."""
+    if method == "decoder":
+        from ._decoder import DEFAULT_MODEL, DecoderReranker
+
+        if not store:
+            raise DecrankError("--method decoder needs --store (a folder written by `decrank encode`)")
+        return DecoderReranker.from_pretrained(model or DEFAULT_MODEL, store=store, device=device, batch_size=batch_size,
+                                               skip_missing=skip_missing, alpha=alpha)
+    if not corpus:
+        raise DecrankError(f"--method {method} reads the candidates' text: give --corpus")
+    from ..io import read_corpus
+    from ._biencoder import BiEncoderReranker
+
+    wanted = {h.docid for hits in run.values() for h in hits[:depth]}
+    texts = {d.docid: d.text for d in read_corpus(corpus) if d.docid in wanted}
+    return BiEncoderReranker.from_pretrained(model, texts=texts, batch_size=batch_size, alpha=alpha,
+                                             skip_missing=skip_missing)
+
+
 def rerank_run(
     reranker,
     queries: Mapping[str, str],
@@ -28,13 +49,12 @@ def rerank_run(
             raise DecrankError(f"query {qid} of the run is not in {topics_name}")
         if not queries[qid].strip():
             raise DecrankError(f"query {qid} is empty in {topics_name}")
-    if not getattr(reranker, "skip_missing", False) and hasattr(reranker, "store"):
-        wanted = [h.docid for hits in run.values() for h in hits[:depth]]
-        missing = reranker.store.missing(wanted)
+    if not getattr(reranker, "skip_missing", False):
+        missing = reranker.missing([h.docid for hits in run.values() for h in hits[:depth]])
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise DecrankError(f"store {reranker.store.path} has no states for docid(s) {shown}; "
-                               "encode them or pass --skip-missing")
+            where = f"store {reranker.store.path}" if hasattr(reranker, "store") else "the corpus"
+            raise DecrankError(f"{where} has no entry for docid(s) {shown}; add them or pass --skip-missing")
     with RunWriter(output, tag) as writer:
         for qid, hits in tqdm(run.items(), desc="rerank", unit="query", disable=not progress, dynamic_ncols=True):
             writer.write(qid, reranker.rerank(queries[qid], hits, k=depth, qid=qid))

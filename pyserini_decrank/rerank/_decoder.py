@@ -29,6 +29,28 @@ def _with_score(hit: Any, score: float) -> Any:
     return Hit(docid=str(hit.docid), score=score, rank=getattr(hit, "rank", 0), contents=getattr(hit, "contents", None))
 
 
+def rerank_by_scores(scorer: Any, query: str, hits: Sequence[Any], k: int | None, qid: str | None) -> list:
+    """The re-ranking every method shares: score the first ``k`` hits with ``scorer.score``, optionally
+    interpolate with the first-stage score (``scorer.alpha``), sort (ties keep first-stage order), append
+    the rest. With ``scorer.skip_missing``, hits the scorer cannot score are dropped."""
+    hits = list(hits)
+    k = len(hits) if k is None else min(k, len(hits))
+    if scorer.skip_missing:
+        missing = set(scorer.missing([str(h.docid) for h in hits[:k]]))
+        k -= sum(1 for h in hits[:k] if str(h.docid) in missing)
+        hits = [h for h in hits if str(h.docid) not in missing]
+    alpha = scorer.alpha
+    head, tail = hits[:k], hits[k:]
+    scores = scorer.score(query, [str(h.docid) for h in head], qid=qid)
+    if alpha is not None and len(scores):
+        first = np.array([float(h.score) for h in head], dtype=np.float64)
+        scores = alpha * _minmax(first) + (1 - alpha) * _minmax(scores.astype(np.float64))
+    order = sorted(range(len(head)), key=lambda i: (-scores[i], i))
+    reranked = [_with_score(head[i], float(scores[i])) for i in order]
+    floor = min((float(s) for s in scores), default=0.0)
+    return reranked + [_with_score(h, floor - 1.0 - i) for i, h in enumerate(tail)]
+
+
 class DecoderReranker:
     """Re-ranks first-stage hits by the decoder's likelihood of the query given each document."""
 
@@ -64,6 +86,10 @@ class DecoderReranker:
         return cls(QueryLikelihoodModel.from_pretrained(model, device=device, **model_kwargs), store,
                    batch_size=batch_size, skip_missing=skip_missing, alpha=alpha)
 
+    def missing(self, docids: Sequence[str]) -> list[str]:
+        """The docids this re-ranker cannot score (not in the store)."""
+        return self.store.missing(docids)
+
     # ------------------------------------------------------------------ scoring
     def score(self, query: str, docids: Sequence[str], qid: str | None = None) -> np.ndarray:
         """The model's score of each document for ``query`` (log-likelihood for query-likelihood models)."""
@@ -86,28 +112,11 @@ class DecoderReranker:
     def rerank(self, query: str, hits: Sequence[Any], k: int | None = None, qid: str | None = None) -> list:
         """Hits sorted by the new score. Only the first ``k`` (all by default) are scored; the rest keep
         their first-stage order after them. Ties keep first-stage order."""
-        hits = list(hits)
-        k = len(hits) if k is None else min(k, len(hits))
-        head, tail = hits[:k], hits[k:]
-        docids = [str(h.docid) for h in head]
-        if self.skip_missing:
-            missing = set(self.store.missing(docids))
-            head = [h for h, d in zip(head, docids) if d not in missing]
-            tail = [h for h in tail if str(h.docid) not in missing]
-            docids = [d for d in docids if d not in missing]
         try:
-            scores = self.score(query, docids, qid=qid)
+            return rerank_by_scores(self, query, hits, k, qid)
         except MissingDocidsError as exc:
             where = f" (query {qid})" if qid is not None else ""
             raise DecrankError(f"{exc}{where}; pass --skip-missing to drop such candidates") from None
-        if self.alpha is not None and len(scores):
-            first = np.array([float(h.score) for h in head], dtype=np.float64)
-            scores = self.alpha * _minmax(first) + (1 - self.alpha) * _minmax(scores.astype(np.float64))
-        order = sorted(range(len(head)), key=lambda i: (-scores[i], i))
-        reranked = [_with_score(head[i], float(scores[i])) for i in order]
-        floor = min((float(s) for s in scores), default=0.0)
-        reranked += [_with_score(h, floor - 1.0 - i) for i, h in enumerate(tail)]
-        return reranked
 
     def batch_rerank(
         self,

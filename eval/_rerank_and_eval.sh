@@ -1,0 +1,21 @@
+# Shared tail of the per-collection scripts (sourced): encode, re-rank BM25 in three ways, evaluate.
+# Expects: MODEL OUT CORPUS TOPICS QRELS BM25_RUN LEVEL (trec_eval -l for binary measures) NAME.
+set -euo pipefail
+ALPHA=${ALPHA:-0.5}
+DEPTH=${DEPTH:-100}
+echo "== $NAME: encode $CORPUS with $MODEL" >&2
+decrank encode --model "$MODEL" --corpus "$CORPUS" --store "$OUT/store"
+echo "== $NAME: re-rank the BM25 top-$DEPTH" >&2
+decrank rerank --model "$MODEL" --store "$OUT/store" --topics "$TOPICS" --run "$BM25_RUN" \
+  --depth "$DEPTH" --output "$OUT/run.decrank.txt" --tag decrank
+decrank rerank --model "$MODEL" --store "$OUT/store" --topics "$TOPICS" --run "$BM25_RUN" \
+  --depth "$DEPTH" --alpha "$ALPHA" --output "$OUT/run.decrank-bm25.txt" --tag decrank-bm25
+if [ "${BIENCODER:-1}" = 1 ]; then
+  decrank rerank --method biencoder --corpus "$CORPUS" --topics "$TOPICS" --run "$BM25_RUN" \
+    --depth "$DEPTH" --output "$OUT/run.biencoder.txt" --tag minilm-biencoder
+fi
+cp "$BM25_RUN" "$OUT/run.bm25.txt" 2>/dev/null || true
+echo "== $NAME: trec_eval (nDCG with graded judgments; binary measures count grade >= $LEVEL)" >&2
+decrank eval --qrels "$QRELS" -l "$LEVEL" -m ndcg_cut.10 -m recip_rank.10 -m recall.100 \
+  "$OUT/run.bm25.txt" $( [ "${BIENCODER:-1}" = 1 ] && echo "$OUT/run.biencoder.txt" ) \
+  "$OUT/run.decrank.txt" "$OUT/run.decrank-bm25.txt" | tee "$OUT/table.md"

