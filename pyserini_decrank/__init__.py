@@ -8,12 +8,14 @@ for the corpus (``EncoderStateStore``); at query time the decoder alone scores t
 from .errors import DecrankError
 from .io import Hit, read_corpus, read_qrels, read_run, read_topics
 from .model import QueryLikelihoodModel, ScoringConfig
-from .rerank import DecoderReranker, PygaggleReranker
+from .rerank import BiEncoderReranker, CrossAttentionReranker, DecoderReranker, PygaggleReranker
 from .store import EncoderStateStore, StoreWriter
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BiEncoderReranker",
+    "CrossAttentionReranker",
     "DecoderReranker",
     "DecrankError",
     "EncoderStateStore",

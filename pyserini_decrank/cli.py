@@ -72,11 +72,12 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, devi
 
 
 @main.command()
-@click.option("--method", type=click.Choice(["decoder", "biencoder"]), default="decoder", show_default=True,
-              help="decoder: ED2LM over stored states; biencoder: all-MiniLM-L6-v2 cosine, embedding on the fly.")
+@click.option("--method", type=click.Choice(["decoder", "cross", "biencoder"]), default="decoder", show_default=True,
+              help="decoder: ED2LM over stored states; cross: monoT5-style cross-attention (castorini/monot5-*); "
+                   "biencoder: all-MiniLM-L6-v2 cosine, embedding on the fly.")
 @click.option("--model", default=None, help=f"Model folder, hub id or packaged name [default: {DEFAULT_MODEL}; the method's own].")
 @click.option("--store", default=None, help="Store written by `decrank encode` with the same encoder (decoder method).")
-@click.option("--corpus", default=None, help="Candidates' text, for methods that read it (biencoder).")
+@click.option("--corpus", default=None, help="Candidates' text, for methods that read it (cross, biencoder).")
 @click.option("--topics", required=True, help="Pyserini topic name, qid<TAB>text .tsv, BEIR queries.jsonl or TREC topics.")
 @click.option("--run", "run_path", required=True, type=click.Path(dir_okay=False), help="First-stage TREC run.")
 @click.option("--output", required=True, type=click.Path(dir_okay=False))

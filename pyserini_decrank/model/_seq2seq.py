@@ -187,13 +187,8 @@ class QueryLikelihoodModel:
         return ids
 
     def label_token_ids(self) -> tuple[int, int]:
-        ids = []
-        for token in (self.config.relevance_token, self.config.irrelevance_token):
-            pieces = self.tokenizer(token, add_special_tokens=False)["input_ids"]
-            if not pieces:
-                raise DecrankError(f"relevance token {token!r} is empty for this tokenizer")
-            ids.append(pieces[0])
-        return ids[0], ids[1]
+        return (word_token_id(self.tokenizer, self.config.relevance_token),
+                word_token_id(self.tokenizer, self.config.irrelevance_token))
 
     # ------------------------------------------------------------------ scoring
     def token_log_probs(
@@ -243,6 +238,14 @@ class QueryLikelihoodModel:
         if self.config.label_adds_likelihood:
             pair = pair + token_lp.sum(-1) - token_lp[rows, last]
         return pair.float().cpu()
+
+
+def word_token_id(tokenizer, word: str) -> int:
+    """The id that stands for ``word`` (its first piece that is not a bare word-start marker)."""
+    pieces = [i for i in tokenizer(word, add_special_tokens=False)["input_ids"] if tokenizer.decode([i]).strip()]
+    if not pieces:
+        raise DecrankError(f"the tokenizer has no token for {word!r}")
+    return pieces[0]
 
 
 def pad_states(

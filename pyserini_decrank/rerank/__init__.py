@@ -1,7 +1,8 @@
 """Query-time stage: re-rank first-stage hits (``decrank rerank``)."""
 
 from ._biencoder import BiEncoderReranker
+from ._cross import CrossAttentionReranker
 from ._decoder import DEFAULT_MODEL, DecoderReranker, rerank_by_scores
 from ._pygaggle import PygaggleReranker, Query, Text
 
-__all__ = ["BiEncoderReranker", "DecoderReranker", "rerank_by_scores", "DEFAULT_MODEL", "PygaggleReranker", "Query", "Text"]
+__all__ = ["BiEncoderReranker", "CrossAttentionReranker", "DecoderReranker", "rerank_by_scores", "DEFAULT_MODEL", "PygaggleReranker", "Query", "Text"]

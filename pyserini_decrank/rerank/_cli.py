@@ -25,11 +25,14 @@ def build_reranker(method: str, model: str | None, store: str | None, corpus: st
         raise DecrankError(f"--method {method} reads the candidates' text: give --corpus")
     from ..io import read_corpus
     from ._biencoder import BiEncoderReranker
+    from ._cross import DEFAULT_CROSS_MODEL, CrossAttentionReranker
 
     wanted = {h.docid for hits in run.values() for h in hits[:depth]}
     texts = {d.docid: d.text for d in read_corpus(corpus) if d.docid in wanted}
-    return BiEncoderReranker.from_pretrained(model, texts=texts, batch_size=batch_size, alpha=alpha,
-                                             skip_missing=skip_missing)
+    common = dict(texts=texts, batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
+    if method == "cross":
+        return CrossAttentionReranker.from_pretrained(model or DEFAULT_CROSS_MODEL, device=device, **common)
+    return BiEncoderReranker.from_pretrained(model, **common)
 
 
 def rerank_run(
