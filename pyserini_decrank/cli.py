@@ -152,6 +152,48 @@ def train(**options) -> None:
     click.echo(f"saved model to {output}", err=True)
 
 
+@main.command()
+@click.option("--shape", "shapes", multiple=True, default=["t5-base"], show_default=True,
+              help="t5-small, t5-base, t5-large (random weights), or a model folder, id or packaged name; repeatable.")
+@click.option("--depth", "depths", multiple=True, type=int, default=[100], show_default=True, help="Candidates per query; repeatable.")
+@click.option("--doc-tokens", "doc_tokens", multiple=True, type=int, default=[80], show_default=True, help="Repeatable.")
+@click.option("--query-tokens", type=int, default=10, show_default=True)
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "bf16", "fp16"]), default=["fp32"], show_default=True, help="Repeatable.")
+@click.option("--queries", type=int, default=5, show_default=True, help="Timed queries per configuration (after one warm-up).")
+@click.option("--batch-size", type=int, default=100, show_default=True)
+@click.option("--threads", type=int, default=None, help="Torch threads [default: torch's].")
+@click.option("--biencoder", is_flag=True, help="Also time all-MiniLM-L6-v2 embedding the candidates on the fly.")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the results here.")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="PNG plot [default: beside --json].")
+def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_size, threads, biencoder, json_path, plot_path) -> None:
+    """Time cross-attention against decoder-only re-ranking side by side, one process, same candidates."""
+    _quiet_transformers()
+    _threads(threads)
+    from itertools import product
+
+    from .bench import bench_one, load_bench_model, plot, save_json
+    from .evaluate._trec_eval import format_rows
+
+    results = []
+    for shape in shapes:
+        model, tokenizer = load_bench_model(shape)
+        for depth, tokens, precision in product(depths, doc_tokens, precisions):
+            result = bench_one(model, tokenizer, shape, depth, tokens, query_tokens, precision, queries=queries,
+                               batch_size=batch_size, with_biencoder=biencoder)
+            results.append(result)
+            click.echo(f"{shape} depth={depth} doc={tokens} {precision}: cross {result.cross_ms:.1f} ms, "
+                       f"decoder {result.decoder_ms:.1f} ms, {result.ratio:.2f}x; decoder {result.decoder_gflops:.0f} "
+                       f"of {result.peak_gflops:.0f} GFLOP/s", err=True)
+    columns = ["shape", "precision", "depth", "doc_tokens", "cross_ms", "decoder_ms", "ratio", "decoder_gflops", "peak_gflops"]
+    if biencoder:
+        columns.append("biencoder_ms")
+    rows = [{c: f"{v:.2f}" if isinstance(v := getattr(r, c), float) else v for c in columns} for r in results]
+    click.echo(format_rows(rows, columns))
+    if json_path:
+        save_json(results, json_path)
+        plot(results, plot_path or str(Path(json_path).with_suffix(".png")))
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
 @click.argument("module")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)

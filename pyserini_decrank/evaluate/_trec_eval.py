@@ -72,15 +72,16 @@ def evaluate_run(
     return Evaluation(name=name, means=means, per_query=per_query, num_queries=len(per_query))
 
 
+def format_rows(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    """A Markdown table; the first column left-aligned, the others right-aligned, floats to 4 places."""
+    cells = [[f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda values: "| " + " | ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths))) + " |"
+    rule = "|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(list(columns)), rule, *(line(row) for row in cells)])
+
+
 def format_table(evaluations: Sequence[Evaluation], measures: Sequence[str]) -> str:
     """A Markdown table, one row per run, one column per measure."""
-    width = max([len("run")] + [len(e.name) for e in evaluations])
-    cols = [max(8, len(m)) for m in measures]
-    head = f"| {'run':<{width}} | " + " | ".join(f"{m:>{c}}" for m, c in zip(measures, cols)) + " | queries |"
-    rule = f"|{'-' * (width + 2)}|" + "|".join("-" * (c + 1) + ":" for c in cols) + "|--------:|"
-    rows = [
-        f"| {e.name:<{width}} | " + " | ".join(f"{e.means[m]:>{c}.4f}" for m, c in zip(measures, cols))
-        + f" | {e.num_queries:>7} |"
-        for e in evaluations
-    ]
-    return "\n".join([head, rule, *rows])
+    rows = [{"run": e.name, **{m: e.means[m] for m in measures}, "queries": e.num_queries} for e in evaluations]
+    return format_rows(rows, ["run", *measures, "queries"])

@@ -20,6 +20,8 @@ import torch
 from ..errors import DecrankError
 from ._config import ScoringConfig
 
+# compute precision of the decoder's matrix products; the log-softmax is fp32 whatever this is
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 PACKAGED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -62,8 +64,12 @@ class QueryLikelihoodModel:
         name_or_path: str = "",
         revision: str | None = None,
         device: str = "cpu",
+        precision: str = "fp32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise DecrankError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
         self.model = model.eval().to(device)
+        self.precision = precision
         self.tokenizer = tokenizer
         self.config = config or ScoringConfig()
         self.name_or_path = name_or_path
@@ -89,6 +95,7 @@ class QueryLikelihoodModel:
         name_or_path: str,
         revision: str | None = None,
         device: str = "cpu",
+        precision: str = "fp32",
         **config_overrides,
     ) -> "QueryLikelihoodModel":
         path = resolve_model(name_or_path)
@@ -98,7 +105,8 @@ class QueryLikelihoodModel:
         for key, value in config_overrides.items():
             if value is not None:
                 setattr(config, key, value)
-        return cls(model, tokenizer, config, name_or_path=name_or_path, revision=revision, device=device)
+        return cls(model, tokenizer, config, name_or_path=name_or_path, revision=revision, device=device,
+                   precision=precision)
 
     def save_pretrained(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -227,7 +235,9 @@ class QueryLikelihoodModel:
     ) -> torch.Tensor:
         """The model's relevance score of each row: summed query log-likelihood (eos included), or
         for a ``label`` model the relevance token's log-probability against its opposite."""
-        token_lp, logits = self.token_log_probs(labels, states, states_mask)
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            token_lp, logits = self.token_log_probs(labels, states, states_mask)
         if self.config.objective != "label":
             return token_lp.sum(-1).float().cpu()
         lengths = labels.ne(-100).sum(-1).to(self.device)

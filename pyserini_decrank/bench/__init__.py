@@ -1,0 +1,5 @@
+"""Benchmarking the decoder-only path against cross-attention (``decrank bench``)."""
+
+from ._bench import SHAPES, BenchResult, bench_one, load_bench_model, matmul_peak_gflops, plot, save_json
+
+__all__ = ["SHAPES", "BenchResult", "bench_one", "load_bench_model", "matmul_peak_gflops", "plot", "save_json"]

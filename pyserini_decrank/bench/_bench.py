@@ -1,0 +1,207 @@
+"""``decrank bench``: the cross-attention and decoder-only paths side by side, in one process, on the
+same candidates, with the machine's matrix-product throughput measured in the same run as the limit.
+
+Random weights and random token ids: timing does not depend on them. Each configuration is timed over
+several queries after a warm-up query; medians and 95th percentiles are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..model import QueryLikelihoodModel, ScoringConfig
+from ..model._seq2seq import PRECISIONS
+from ..rerank._cross import CrossAttentionReranker
+
+# T5 v1.0 shapes (tied embeddings), as in the public t5-small/base/large configs
+SHAPES = {
+    "t5-small": dict(d_model=512, d_ff=2048, num_layers=6, num_heads=8, d_kv=64),
+    "t5-base": dict(d_model=768, d_ff=3072, num_layers=12, num_heads=12, d_kv=64),
+    "t5-large": dict(d_model=1024, d_ff=4096, num_layers=24, num_heads=16, d_kv=64),
+}
+TEMPLATE_TOKENS = 8  # "Query: ... Document: ... Relevant:" around query and document
+
+
+@dataclass
+class BenchResult:
+    shape: str
+    depth: int
+    doc_tokens: int
+    query_tokens: int
+    precision: str
+    threads: int
+    queries: int
+    cross_ms: float
+    cross_p95_ms: float
+    decoder_ms: float
+    decoder_p95_ms: float
+    ratio: float
+    cross_candidates_per_s: float
+    decoder_candidates_per_s: float
+    cross_gflops: float
+    decoder_gflops: float
+    peak_gflops: float
+    decoder_fraction_of_peak: float
+    biencoder_ms: float | None = None
+
+
+class _StubTokenizer:
+    """Enough of a tokenizer for timing: the bench feeds token ids directly."""
+
+    def __init__(self, vocab: int) -> None:
+        self.vocab = vocab
+        self.pad_token_id, self.cls_token_id, self.bos_token_id = 0, None, None
+
+    def __call__(self, text, add_special_tokens=True, **_):
+        return {"input_ids": [5] if text == "true" else [6]}
+
+    def decode(self, ids):
+        return "x"
+
+    def get_vocab(self):
+        return {str(i): i for i in range(8)}
+
+
+def _t5(shape: str) -> tuple[torch.nn.Module, object]:
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=32128, feed_forward_proj="relu", tie_word_embeddings=True, dropout_rate=0.0,
+                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, **SHAPES[shape])
+    return T5ForConditionalGeneration(config).eval(), _StubTokenizer(config.vocab_size)
+
+
+def load_bench_model(shape: str) -> tuple[torch.nn.Module, object]:
+    if shape in SHAPES:
+        return _t5(shape)
+    qlm = QueryLikelihoodModel.from_pretrained(shape)
+    return qlm.model, qlm.tokenizer
+
+
+def matmul_peak_gflops(precision: str, n: int = 2048, repeats: int = 7) -> float:
+    """Median throughput of an n-cubed matrix product at ``precision``: this machine's limit."""
+    dtype = PRECISIONS[precision] or torch.float32
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def _time(fn: Callable[[int], None], queries: int) -> list[float]:
+    fn(-1)  # warm-up
+    out = []
+    for q in range(queries):
+        start = time.perf_counter()
+        fn(q)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def _flops(fn: Callable[[int], None]) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn(0)
+    return counter.get_total_flops()
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_tokens: int, precision: str,
+              queries: int = 5, batch_size: int = 100, with_biencoder: bool = False) -> BenchResult:
+    torch.manual_seed(1)
+    vocab = model.config.vocab_size if hasattr(model.config, "vocab_size") and model.config.vocab_size else 30522
+    vocab = getattr(getattr(model.config, "decoder", None), "vocab_size", vocab)
+    qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=shape, precision=precision)
+    cross = CrossAttentionReranker(model, tokenizer, precision=precision)
+    hidden = qlm.hidden_size
+    cross_len = query_tokens + doc_tokens + TEMPLATE_TOKENS
+    # the same candidates for both paths: document token ids, their stored states, a query
+    doc_ids = torch.randint(10, vocab, (depth, doc_tokens))
+    cross_ids = torch.randint(10, vocab, (depth, cross_len))
+    with torch.inference_mode():
+        states = torch.cat([qlm.encoder(input_ids=doc_ids[i : i + 50]).last_hidden_state for i in range(0, depth, 50)])
+    store_dtype = PRECISIONS[precision] or torch.float32
+    states = states.to(store_dtype)  # as a store of that codec hands them back
+    labels = torch.randint(10, vocab, (1, query_tokens + 1))
+
+    def run_cross(_: int) -> None:
+        for i in range(0, depth, batch_size):
+            ids = cross_ids[i : i + batch_size]
+            cross.score_ids(ids, torch.ones_like(ids))
+
+    def run_decoder(_: int) -> None:
+        for i in range(0, depth, batch_size):
+            s = states[i : i + batch_size]
+            qlm.score_states(labels.expand(s.shape[0], -1), s, torch.ones(s.shape[:2], dtype=torch.long))
+
+    cross_t = _time(run_cross, queries)
+    decoder_t = _time(run_decoder, queries)
+    cross_flops, decoder_flops = _flops(run_cross), _flops(run_decoder)
+    peak = matmul_peak_gflops(precision)
+    cross_ms, decoder_ms = statistics.median(cross_t) * 1e3, statistics.median(decoder_t) * 1e3
+    biencoder_ms = None
+    if with_biencoder:
+        from ..rerank._biencoder import BiEncoderReranker
+
+        bi = BiEncoderReranker.from_pretrained(texts={})
+        bi.batch_size = batch_size
+        bi_ids = torch.randint(1000, 30000, (depth, doc_tokens))
+
+        def run_bi(_: int) -> None:
+            with torch.inference_mode():
+                for i in range(0, depth, batch_size):
+                    bi.model(input_ids=bi_ids[i : i + batch_size])
+
+        biencoder_ms = statistics.median(_time(run_bi, queries)) * 1e3
+    return BenchResult(
+        shape=shape, depth=depth, doc_tokens=doc_tokens, query_tokens=query_tokens, precision=precision,
+        threads=torch.get_num_threads(), queries=queries,
+        cross_ms=round(cross_ms, 2), cross_p95_ms=round(_p95(cross_t) * 1e3, 2),
+        decoder_ms=round(decoder_ms, 2), decoder_p95_ms=round(_p95(decoder_t) * 1e3, 2),
+        ratio=round(cross_ms / decoder_ms, 2),
+        cross_candidates_per_s=round(depth / (cross_ms / 1e3), 1), decoder_candidates_per_s=round(depth / (decoder_ms / 1e3), 1),
+        cross_gflops=round(cross_flops / (cross_ms / 1e3) / 1e9, 1), decoder_gflops=round(decoder_flops / (decoder_ms / 1e3) / 1e9, 1),
+        peak_gflops=round(peak, 1), decoder_fraction_of_peak=round(decoder_flops / (decoder_ms / 1e3) / 1e9 / peak, 3),
+        biencoder_ms=None if biencoder_ms is None else round(biencoder_ms, 2),
+    )
+
+
+def plot(results: list[BenchResult], path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.shape}\n{r.precision} d={r.depth}\n{r.doc_tokens} tok" for r in results]
+    x = range(len(results))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(results)), 4.5))
+    ax.bar([i - 0.2 for i in x], [r.cross_ms for r in results], width=0.4, label="cross-attention (monoT5 way)")
+    ax.bar([i + 0.2 for i in x], [r.decoder_ms for r in results], width=0.4, label="decoder only (ED2LM)")
+    for i, r in zip(x, results):
+        ax.text(i, max(r.cross_ms, r.decoder_ms) * 1.05, f"{r.ratio:.1f}x", ha="center")
+    ax.set_yscale("log")
+    ax.set_ylabel("median ms per query (log scale)")
+    ax.set_xticks(list(x), labels, fontsize=8)
+    ax.legend()
+    ax.set_title(f"re-ranking cost per query, {results[0].threads} threads")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def save_json(results: list[BenchResult], path: str | Path) -> None:
+    Path(path).write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")

@@ -1,0 +1,96 @@
+"""``decrank train``: every objective runs, is deterministic for a seed, resumes, and rerank picks up the
+objective from the saved model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pyserini_decrank import QueryLikelihoodModel
+from pyserini_decrank.model._seq2seq import pad_labels, pad_states
+from pyserini_decrank.train import TrainConfig, Trainer, read_pairs
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory):
+    from _tiny import sentences
+
+    path = tmp_path_factory.mktemp("pairs") / "pairs.tsv"
+    texts = sentences(60, seed=3)
+    path.write_text("query\tpassage\n" + "".join(f"{' '.join(t.split()[:3])}\t{t}\n" for t in texts))
+    return path
+
+
+def config(tiny_models, pairs_file, out, **over):
+    base = dict(pairs=[str(pairs_file)], output=str(out), base=str(tiny_models("t5")), steps=6, batch_size=8,
+                lr=1e-3, warmup_steps=1, max_length=32, checkpoint_every=3, bf16=False)
+    return TrainConfig(**{**base, **over})
+
+
+def weights(path):
+    model = QueryLikelihoodModel.from_pretrained(str(path))
+    return torch.cat([p.detach().flatten() for p in model.model.parameters()])
+
+
+@pytest.mark.parametrize("objective", ["mle", "unlikelihood", "rll", "label"])
+def test_objectives_train_and_record_their_score(objective, tiny_models, pairs_file, tmp_path):
+    trainer = Trainer(config(tiny_models, pairs_file, tmp_path / objective, objective=objective, negatives="random"), progress=False)
+    first = float(trainer.loss(trainer._batch(0)))
+    trainer.run()
+    assert np.isfinite(first)
+    record = json.loads((tmp_path / objective / "train_record.json").read_text())
+    assert record["steps_done"] == 6 and len(record["loss_curve"]) >= 1
+    model = QueryLikelihoodModel.from_pretrained(str(tmp_path / objective))
+    assert model.config.objective == objective
+    states, mask = pad_states(model.encode(["magnetic field of the electron wave"]))
+    score = model.score_states(pad_labels([model.query_labels("electron wave")]), states, mask)
+    if objective == "label":
+        assert model.query_labels("electron wave")[-1] == model.label_token_ids()[0]
+        assert float(score[0]) <= 0 and float(score[0]) > -50  # log p(true) against false
+    assert torch.isfinite(score).all()
+
+
+def test_mle_lowers_the_loss_on_its_training_pairs(tiny_models, pairs_file, tmp_path):
+    trainer = Trainer(config(tiny_models, pairs_file, tmp_path, steps=30), progress=False)
+    batch = trainer._batch(0)
+    with torch.no_grad():
+        before = float(trainer.loss(batch))
+    trainer.run()
+    trainer.qlm.model.eval()
+    with torch.no_grad():
+        after = float(trainer.loss(batch))
+    assert after < before - 0.5
+
+
+def test_same_seed_same_model_and_resume_continues(tiny_models, pairs_file, tmp_path):
+    Trainer(config(tiny_models, pairs_file, tmp_path / "a", objective="rll"), progress=False).run()
+    Trainer(config(tiny_models, pairs_file, tmp_path / "b", objective="rll"), progress=False).run()
+    torch.testing.assert_close(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    interrupted = Trainer(config(tiny_models, pairs_file, tmp_path / "c", objective="rll", steps=6, max_minutes=0.0), progress=False)
+    interrupted.run()
+    assert interrupted.step == 1  # stopped by the time budget after its first step, checkpoint saved
+    resumed = Trainer(config(tiny_models, pairs_file, tmp_path / "c", objective="rll", steps=6), progress=False)
+    assert resumed.step == 1
+    resumed.run()
+    torch.testing.assert_close(weights(tmp_path / "a"), weights(tmp_path / "c"))
+
+
+def test_frozen_encoder_from_a_store_matches_encoding_on_the_fly(tiny_models, pairs_file, tmp_path):
+    on_the_fly = Trainer(config(tiny_models, pairs_file, tmp_path / "fly", freeze_encoder=True), progress=False)
+    from_store = Trainer(config(tiny_models, pairs_file, tmp_path / "st", freeze_encoder=True,
+                                encoder_store=str(tmp_path / "store")), progress=False)
+    batch = on_the_fly._batch(0)
+    assert float(on_the_fly.loss(batch)) == pytest.approx(float(from_store.loss(batch)), abs=0.05)  # bf16 store
+    on_the_fly.run()
+    encoder = QueryLikelihoodModel.from_pretrained(str(tmp_path / "fly"))
+    base = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    assert encoder.fingerprint()["encoder_sha256"] == base.fingerprint()["encoder_sha256"]
+
+
+def test_pairs_from_beir_folder(tmp_path):
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "title": "T", "text": "x"}\n{"_id": "d2", "text": "y"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "1", "text": "q one"}\n')
+    (tmp_path / "qrels_train.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n1\td2\t0\n")
+    data = read_pairs([str(tmp_path)])
+    assert [(p.query, data.passages[p.passage]) for p in data.pairs] == [("q one", "T x")]
