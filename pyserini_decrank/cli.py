@@ -86,9 +86,12 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, devi
 @click.option("--alpha", type=float, default=None, help="Weight of the first-stage score, interpolated after min-max normalising both per query.")
 @click.option("--tag", default="decrank", show_default=True)
 @click.option("--skip-missing", is_flag=True, help="Drop candidates the store lacks instead of failing.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Compute precision of the model's matrix products (log-softmax stays fp32).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=None)
-def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, tag, skip_missing, device, threads) -> None:
+def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, tag, skip_missing, precision,
+           device, threads) -> None:
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
     _quiet_transformers()
     _threads(threads)
@@ -100,7 +103,7 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
     queries = read_topics(topics)
     run = read_run(run_path)
     reranker = build_reranker(method, model=model, store=store, corpus=corpus, run=run, depth=depth, device=device,
-                              batch_size=batch_size, skip_missing=skip_missing, alpha=alpha)
+                              batch_size=batch_size, skip_missing=skip_missing, alpha=alpha, precision=precision)
     rerank_run(reranker, queries, run, output, depth=depth, tag=tag, topics_name=topics)
 
 
@@ -116,7 +119,10 @@ def evaluate(qrels, measures, relevance_level, runs) -> None:
 
     measures = measures or DEFAULT_MEASURES
     judged = read_qrels(qrels)
-    rows = [evaluate_run(judged, read_run(r), measures, relevance_level, name=Path(r).name) for r in runs]
+    names = [Path(r).name for r in runs]
+    if len(set(names)) < len(names):  # same file name in several folders: show the folders too
+        names = [str(Path(r)) for r in runs]
+    rows = [evaluate_run(judged, read_run(r), measures, relevance_level, name=n) for r, n in zip(runs, names)]
     click.echo(format_table(rows, measures))
 
 

@@ -142,3 +142,15 @@ def test_encode_resumes_without_reencoding(tiny_models, docs, tmp_path):
     first = encode_corpus(model, corpus[:15], tmp_path, shard_size=4, progress=False)
     again = encode_corpus(model, corpus + corpus[:3], tmp_path, shard_size=4, progress=False)
     assert (first.encoded, again.encoded, again.skipped, again.total_in_store) == (15, 25, 18, 40)
+
+
+def test_fingerprint_is_stable_across_loads_of_a_warm_started_model(tmp_path):
+    """A saved BERT encoder-decoder has no pooler; reloading draws one at random, which must not matter."""
+    from pyserini_decrank.model import ScoringConfig
+    from pyserini_decrank.train._minilm import build_minilm_encoder_decoder
+
+    model, tokenizer = build_minilm_encoder_decoder(decoder_layers=1)
+    QueryLikelihoodModel(model, tokenizer, ScoringConfig()).save_pretrained(tmp_path)
+    first = QueryLikelihoodModel.from_pretrained(str(tmp_path)).fingerprint()
+    second = QueryLikelihoodModel.from_pretrained(str(tmp_path)).fingerprint()
+    assert first["encoder_sha256"] == second["encoder_sha256"]

@@ -36,7 +36,8 @@ def weights(path):
 @pytest.mark.parametrize("objective", ["mle", "unlikelihood", "rll", "label"])
 def test_objectives_train_and_record_their_score(objective, tiny_models, pairs_file, tmp_path):
     trainer = Trainer(config(tiny_models, pairs_file, tmp_path / objective, objective=objective, negatives="random"), progress=False)
-    first = float(trainer.loss(trainer._batch(0)))
+    with torch.no_grad():
+        first = float(trainer.loss(trainer._batch(0)))
     trainer.run()
     assert np.isfinite(first)
     record = json.loads((tmp_path / objective / "train_record.json").read_text())

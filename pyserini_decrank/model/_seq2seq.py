@@ -139,6 +139,8 @@ class QueryLikelihoodModel:
             h = hashlib.sha256()
             h.update(type(self.encoder).__name__.encode())
             for name, tensor in sorted(self.encoder.state_dict().items()):
+                if name.startswith("pooler."):  # not part of the states; re-initialised at random on load
+                    continue
                 flat = tensor.detach().reshape(-1).to(torch.float64)
                 h.update(name.encode())
                 h.update(str(tuple(tensor.shape)).encode())

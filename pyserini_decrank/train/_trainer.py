@@ -227,7 +227,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             self.elapsed = time.time() - start
-            value = float(loss)
+            value = loss.detach().item()
             ema = value if ema is None else 0.98 * ema + 0.02 * value
             if self.step % 10 == 0 or self.step == self.total_steps:
                 self.losses.append(round(ema, 4))

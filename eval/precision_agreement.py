@@ -1,0 +1,69 @@
+"""Does a faster decoder path rank like the fp32 reference? Kendall tau per query and nDCG@10.
+
+    python eval/precision_agreement.py --model MODEL --store STORE --topics TOPICS --run RUN --qrels QRELS \
+        [--precision bf16] [--depth 100] [--json OUT.json]
+
+Scores each query's top-``depth`` candidates twice, fp32 and ``--precision``, from the same store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from pyserini_decrank import DecoderReranker, EncoderStateStore, QueryLikelihoodModel
+from pyserini_decrank.evaluate import evaluate_run
+from pyserini_decrank.io import read_qrels, read_run, read_topics
+
+
+def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
+    i, j = np.triu_indices(len(a), 1)
+    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    concordant, discordant = np.sum(da * db > 0), np.sum(da * db < 0)
+    ties_a, ties_b = np.sum((da == 0) & (db != 0)), np.sum((db == 0) & (da != 0))
+    denom = np.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
+    return float((concordant - discordant) / denom) if denom else 1.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    for name in ("--model", "--store", "--topics", "--run", "--qrels"):
+        ap.add_argument(name, required=True)
+    ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--depth", type=int, default=100)
+    ap.add_argument("--relevance-level", type=int, default=2)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    store, topics, run = EncoderStateStore(args.store), read_topics(args.topics), read_run(args.run)
+    rerankers = {p: DecoderReranker(QueryLikelihoodModel.from_pretrained(args.model, precision=p), store)
+                 for p in ("fp32", args.precision)}
+    taus, runs, seconds = [], {p: {} for p in rerankers}, {p: [] for p in rerankers}
+    for qid, hits in run.items():
+        scores = {}
+        for p, reranker in rerankers.items():
+            start = time.perf_counter()
+            scores[p] = reranker.score(topics[qid], [h.docid for h in hits[: args.depth]])
+            seconds[p].append(time.perf_counter() - start)
+            runs[p][qid] = reranker.rerank(topics[qid], hits, k=args.depth)
+        taus.append(kendall_tau(scores["fp32"], scores[args.precision]))
+    qrels = read_qrels(args.qrels)
+    ndcg = {p: evaluate_run(qrels, r, ["ndcg_cut.10"], args.relevance_level).means["ndcg_cut.10"] for p, r in runs.items()}
+    report = {
+        "precision": args.precision, "queries": len(taus), "kendall_tau_min": round(min(taus), 4),
+        "kendall_tau_median": round(statistics.median(taus), 4),
+        "ndcg_cut_10": {p: round(v, 4) for p, v in ndcg.items()},
+        "ndcg_difference": round(abs(ndcg["fp32"] - ndcg[args.precision]), 4),
+        "median_ms_per_query": {p: round(statistics.median(s) * 1e3, 1) for p, s in seconds.items()},
+    }
+    print(json.dumps(report, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
