@@ -54,9 +54,10 @@ def main() -> None:
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--shard-size", type=int, default=100_000, show_default=True, help="Documents per shard.")
 @click.option("--codec", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp16", show_default=True)
+@click.option("--document-prefix", default=None, help="Text put before every document [default: the model's].")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=None, help="Torch threads [default: torch's].")
-def encode(model, corpus, store, max_length, batch_size, shard_size, codec, device, threads) -> None:
+def encode(model, corpus, store, max_length, batch_size, shard_size, codec, document_prefix, device, threads) -> None:
     """Encode every document of CORPUS once into an encoder-state store."""
     _quiet_transformers()
     _threads(threads)
@@ -64,7 +65,7 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, devi
     from .io import read_corpus
     from .model import QueryLikelihoodModel
 
-    qlm = QueryLikelihoodModel.from_pretrained(model, device=device)
+    qlm = QueryLikelihoodModel.from_pretrained(model, device=device, document_prefix=document_prefix)
     stats = encode_corpus(qlm, read_corpus(corpus), store, max_length=max_length, batch_size=batch_size,
                           shard_size=shard_size, codec=codec)
     click.echo(f"encoded {stats.encoded} documents ({stats.skipped} already stored or repeated); "
@@ -88,10 +89,12 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, devi
 @click.option("--skip-missing", is_flag=True, help="Drop candidates the store lacks instead of failing.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Compute precision of the model's matrix products (log-softmax stays fp32).")
+@click.option("--document-prefix", default=None, help="As given to `encode` [default: the model's].")
+@click.option("--query-prefix", default=None, help="Text put before every query [default: the model's].")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=None)
 def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, tag, skip_missing, precision,
-           device, threads) -> None:
+           document_prefix, query_prefix, device, threads) -> None:
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
     _quiet_transformers()
     _threads(threads)
@@ -103,7 +106,8 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
     queries = read_topics(topics)
     run = read_run(run_path)
     reranker = build_reranker(method, model=model, store=store, corpus=corpus, run=run, depth=depth, device=device,
-                              batch_size=batch_size, skip_missing=skip_missing, alpha=alpha, precision=precision)
+                              batch_size=batch_size, skip_missing=skip_missing, alpha=alpha, precision=precision,
+                              document_prefix=document_prefix, query_prefix=query_prefix)
     rerank_run(reranker, queries, run, output, depth=depth, tag=tag, topics_name=topics)
 
 

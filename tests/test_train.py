@@ -95,3 +95,17 @@ def test_pairs_from_beir_folder(tmp_path):
     (tmp_path / "qrels_train.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n1\td2\t0\n")
     data = read_pairs([str(tmp_path)])
     assert [(p.query, data.passages[p.passage]) for p in data.pairs] == [("q one", "T x")]
+
+
+def test_bm25_negatives_are_mined_through_pyserini(pairs_file, tmp_path):
+    from pyserini_decrank.train._negatives import mine_bm25_negatives
+
+    data = read_pairs([str(pairs_file)])
+    mined = mine_bm25_negatives(data, tmp_path, depth=5, threads=1)
+    assert len(mined) == len(data.pairs)
+    assert sum(1 for negs in mined if negs) > len(mined) // 2
+    for pair, negs in zip(data.pairs, mined):
+        assert pair.passage not in negs and len(negs) <= 5
+        query_words = set(pair.query.split())
+        if negs:  # BM25's best negative shares a word with the query
+            assert query_words & set(data.passages[negs[0]].split())
