@@ -1,0 +1,25 @@
+"""``decrank bench`` reports what it promises: both paths timed on the same candidates, ratios, GFLOP/s
+against a peak measured in the same run, JSON and a PNG plot. (Timings themselves are never asserted.)"""
+
+import json
+
+from click.testing import CliRunner
+
+from pyserini_decrank.cli import main
+
+
+def test_bench_writes_json_and_plot(tiny_models, tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "--shape", str(tiny_models("t5")), "--depth", "6", "--doc-tokens", "12",
+                                       "--query-tokens", "4", "--precision", "fp32", "--precision", "bf16",
+                                       "--queries", "2", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [r["precision"] for r in rows] == ["fp32", "bf16"]
+    for r in rows:
+        for key in ("cross_ms", "decoder_ms", "ratio", "decoder_gflops", "peak_gflops"):
+            assert r[key] > 0
+        assert abs(r["ratio"] - r["cross_ms"] / r["decoder_ms"]) < 0.02 * r["ratio"] + 0.01
+        assert r["cross_p95_ms"] >= r["cross_ms"] and r["decoder_p95_ms"] >= r["decoder_ms"]
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert "| shape" in result.stdout
