@@ -67,3 +67,33 @@ def test_half_precision_codecs_stay_close(codec, tolerance, tiny_models, docs, t
     clear = np.abs(exact[i] - exact[j]) > 2 * tolerance
     assert clear.any()
     assert (np.sign(exact[i] - exact[j])[clear] == np.sign(compact[i] - compact[j])[clear]).all()
+
+
+@pytest.mark.parametrize("family", ["t5", "t5v11", "bart", "bert2bert"])
+def test_stored_cross_attention_keys_values_score_like_encoder_states(family, tiny_models, docs, tmp_path):
+    """A ``cross-kv`` store skips the per-candidate key/value projections and changes nothing else."""
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models(family)))
+    corpus = [Document(d, t) for d, t in docs.items()]
+    encode_corpus(model, corpus, tmp_path / "kv", codec="fp32", content="cross-kv", shard_size=15, progress=False)
+    kv_store = EncoderStateStore(tmp_path / "kv")
+    layers, heads, head_dim = model.cross_kv_layout()
+    assert kv_store.manifest.hidden_size == layers * 2 * heads * head_dim
+    docids = list(docs)
+    via_kv = DecoderReranker(model, kv_store, batch_size=8).score(QUERY, docids)
+    reference = full_forward_log_likelihood(model, [docs[d] for d in docids], QUERY)
+    np.testing.assert_allclose(via_kv, reference, atol=1e-4, rtol=0)
+
+
+def test_cross_kv_store_is_tied_to_its_decoder(tiny_models, docs, tmp_path):
+    from pyserini_decrank import DecrankError
+
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    encode_corpus(model, [Document(d, t) for d, t in list(docs.items())[:5]], tmp_path, content="cross-kv", progress=False)
+    other = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    with torch.no_grad():
+        next(other.model.get_decoder().block[0].layer[1].EncDecAttention.k.parameters()).add_(0.1)
+    other._fingerprint = None
+    with pytest.raises(DecrankError, match="decoder differs"):
+        DecoderReranker(other, EncoderStateStore(tmp_path))
+    with pytest.raises(DecrankError, match="holds cross-kv, not encoder-states"):
+        EncoderStateStore(tmp_path).check_model(model.fingerprint())

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..io import Document
 from ..model import QueryLikelihoodModel
+from ..model._seq2seq import pad_states
 from ..store import StoreWriter
 
 
@@ -36,14 +37,24 @@ def encode_corpus(
     shard_size: int = 100_000,
     codec: str = "fp16",
     progress: bool = True,
+    content: str = "encoder-states",
 ) -> EncodeStats:
     """Writes the encoder states of every document not yet in ``store``; rerunning resumes.
 
-    Documents are read in chunks, each sorted by token length so that batches carry little padding.
+    With ``content="cross-kv"`` it writes each decoder layer's cross-attention keys and values instead
+    (``layers * 2`` times the width): query time then skips those projections, and the store is tied
+    to this decoder. Documents are read in chunks, each sorted by token length so that batches carry
+    little padding.
     """
     max_length = max_length or model.config.max_length
     encoded = skipped = 0
-    with StoreWriter(store, model.fingerprint(), model.hidden_size, max_length, codec=codec, shard_size=shard_size) as writer:
+    cross_kv = content == "cross-kv"
+    fingerprint = model.fingerprint(content)
+    width = model.hidden_size
+    if cross_kv:
+        layers, heads, head_dim = model.cross_kv_layout()
+        width = layers * 2 * heads * head_dim
+    with StoreWriter(store, fingerprint, width, max_length, codec=codec, shard_size=shard_size) as writer:
         done = writer.existing_docids()
         bar = tqdm(desc="encode", unit="doc", disable=not progress, initial=0, dynamic_ncols=True)
         for chunk in _chunks(corpus, batch_size * 32):
@@ -62,6 +73,10 @@ def encode_corpus(
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
                 states = model.encode_ids([ids[i] for i in batch])
+                if cross_kv:
+                    padded, mask = pad_states(states)
+                    kv = model.cross_keys_values(padded, mask)
+                    states = [kv[j, : s.shape[0]] for j, s in enumerate(states)]
                 for i, s in zip(batch, states):
                     writer.add(todo[i].docid, s)
                 encoded += len(batch)

@@ -22,6 +22,8 @@ from ._config import ScoringConfig
 
 # compute precision of the decoder's matrix products; the log-softmax is fp32 whatever this is
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# what a store holds: encoder states (any decoder on that encoder), or one decoder's cross-attention keys/values
+CONTENTS = ("encoder-states", "cross-kv")
 PACKAGED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -129,34 +131,30 @@ class QueryLikelihoodModel:
                 return int(value)
         raise DecrankError(f"cannot tell the encoder width of {self.name_or_path!r}")
 
-    def fingerprint(self) -> dict:
-        """What a store must match: the encoder's weights, the tokenizer and the document template.
+    def fingerprint(self, content: str = "encoder-states") -> dict:
+        """What a store must match: the encoder's weights, the tokenizer and the document template; for a
+        ``cross-kv`` store also the decoder's weights, whose cross-attention projections made it.
 
         Weights, not the config, identify the encoder, so every decoder trained on one frozen encoder
-        shares its stores.
+        shares its encoder-state stores.
         """
+        if content not in CONTENTS:
+            raise DecrankError(f"unknown store content {content!r}; known: {', '.join(CONTENTS)}")
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            h.update(type(self.encoder).__name__.encode())
-            for name, tensor in sorted(self.encoder.state_dict().items()):
-                if name.startswith("pooler."):  # not part of the states; re-initialised at random on load
-                    continue
-                flat = tensor.detach().reshape(-1).to(torch.float64)
-                h.update(name.encode())
-                h.update(str(tuple(tensor.shape)).encode())
-                h.update(flat[:64].numpy().tobytes())
-                h.update(struct.pack("<d", float(flat.sum())))
             vocab = self.tokenizer.get_vocab()
             t = hashlib.sha256(json.dumps(sorted(vocab.items())).encode())
             t.update(type(self.tokenizer).__name__.removesuffix("Fast").encode())
             self._fingerprint = {
                 "model": self.name_or_path,
                 "revision": self.revision,
-                "encoder_sha256": h.hexdigest(),
+                "encoder_sha256": _weights_sha256(self.encoder),
                 "tokenizer_sha256": t.hexdigest(),
                 "document_prefix": self.config.document_prefix,
             }
-        return self._fingerprint
+        fingerprint = dict(self._fingerprint, content=content)
+        if content == "cross-kv":
+            fingerprint["decoder_sha256"] = _weights_sha256(self.model.get_decoder())
+        return fingerprint
 
     # ------------------------------------------------------------------ documents
     def tokenize_documents(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
@@ -201,14 +199,66 @@ class QueryLikelihoodModel:
                 word_token_id(self.tokenizer, self.config.irrelevance_token))
 
     # ------------------------------------------------------------------ scoring
+    # ------------------------------------------------------------------ cross-attention keys/values
+    @torch.inference_mode()
+    def cross_keys_values(self, states: torch.Tensor, states_mask: torch.Tensor) -> torch.Tensor:
+        """Every decoder layer's cross-attention keys and values of a padded batch of encoder states,
+        as one ``(B, L, layers * 2 * heads * head_dim)`` matrix per document: what a ``cross-kv`` store
+        holds so that query time skips those projections."""
+        from transformers.modeling_outputs import BaseModelOutput
+
+        dtype = next(self.model.parameters()).dtype
+        start = torch.full((states.shape[0], 1), self.decoder_start_token_id, dtype=torch.long, device=self.device)
+        out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=states.to(self.device, dtype)),
+                         attention_mask=states_mask.to(self.device), decoder_input_ids=start, use_cache=True)
+        layers = _returned_cache(out).cross_attention_cache.layers
+        # each (B, heads, L, head_dim) -> (B, L, layers, 2, heads, head_dim)
+        kv = torch.stack([torch.stack([layer.keys, layer.values], 2) for layer in layers], 2)
+        return kv.permute(0, 4, 2, 3, 1, 5).reshape(states.shape[0], states.shape[1], -1).float().cpu()
+
+    def cross_kv_layout(self) -> tuple[int, int, int]:
+        """(decoder layers, heads, head dim) of the cross-attention, read off one probe run."""
+        probe = torch.zeros((1, 2, self.hidden_size))
+        with torch.inference_mode():
+            from transformers.modeling_outputs import BaseModelOutput
+
+            start = torch.full((1, 1), self.decoder_start_token_id, dtype=torch.long, device=self.device)
+            out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=probe.to(self.device)),
+                             attention_mask=torch.ones((1, 2), dtype=torch.long, device=self.device),
+                             decoder_input_ids=start, use_cache=True)
+        layers = _returned_cache(out).cross_attention_cache.layers
+        _, heads, _, head_dim = layers[0].keys.shape
+        return len(layers), heads, head_dim
+
+    def _cache_argument(self) -> str:
+        """``cache`` in transformers 5.2x, ``past_key_values`` before."""
+        import inspect
+
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
+    def _cache_from_keys_values(self, kv: torch.Tensor):
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+        layers, heads, head_dim = self._kv_layout
+        batch, length = kv.shape[:2]
+        dtype = next(self.model.parameters()).dtype
+        split = kv.to(self.device, dtype).view(batch, length, layers, 2, heads, head_dim).permute(2, 3, 0, 4, 1, 5)
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        for i in range(layers):
+            cache.cross_attention_cache.update(split[i, 0], split[i, 1], i)
+            cache.is_updated[i] = True
+        return cache
+
+    # ------------------------------------------------------------------ scoring
     def token_log_probs(
         self,
         labels: torch.Tensor,
         states: torch.Tensor,
         states_mask: torch.Tensor,
+        cross_kv: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-token ``log p`` of ``labels`` (B x T, -100 = padding) and the full fp32 log-softmax's
-        normaliser inputs; log-softmax is taken in fp32 whatever the model's dtype."""
+        """Per-token ``log p`` of ``labels`` (B x T, -100 = padding) and the logits, from encoder states
+        or (``cross_kv``) from stored cross-attention keys/values; log-softmax in fp32 whatever the dtype."""
         label_mask = labels.ne(-100)
         targets = labels.masked_fill(~label_mask, self.pad_token_id)
         decoder_input = torch.full_like(targets, self.pad_token_id)
@@ -217,11 +267,18 @@ class QueryLikelihoodModel:
         from transformers.modeling_outputs import BaseModelOutput
 
         dtype = next(self.model.parameters()).dtype
+        extra = {"use_cache": False}
+        if cross_kv:
+            if not hasattr(self, "_kv_layout"):
+                self._kv_layout = self.cross_kv_layout()
+            extra = {"use_cache": True, self._cache_argument(): self._cache_from_keys_values(states)}
+            # the encoder output only tells the decoder the batch and length: keys/values come from the cache
+            states = torch.zeros((1, 1, 1), dtype=dtype).expand(states.shape[0], states.shape[1], self.hidden_size)
         out = self.model(
             encoder_outputs=BaseModelOutput(last_hidden_state=states.to(self.device, dtype)),
             attention_mask=states_mask.to(self.device),
             decoder_input_ids=decoder_input.to(self.device),
-            use_cache=False,
+            **extra,
         )
         logits = out.logits.float()
         log_norm = torch.logsumexp(logits, dim=-1)
@@ -234,12 +291,13 @@ class QueryLikelihoodModel:
         labels: torch.Tensor,
         states: torch.Tensor,
         states_mask: torch.Tensor,
+        cross_kv: bool = False,
     ) -> torch.Tensor:
         """The model's relevance score of each row: summed query log-likelihood (eos included), or
         for a ``label`` model the relevance token's log-probability against its opposite."""
         dtype = PRECISIONS[self.precision]
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            token_lp, logits = self.token_log_probs(labels, states, states_mask)
+            token_lp, logits = self.token_log_probs(labels, states, states_mask, cross_kv=cross_kv)
         if self.config.objective != "label":
             return token_lp.sum(-1).float().cpu()
         lengths = labels.ne(-100).sum(-1).to(self.device)
@@ -250,6 +308,25 @@ class QueryLikelihoodModel:
         if self.config.label_adds_likelihood:
             pair = pair + token_lp.sum(-1) - token_lp[rows, last]
         return pair.float().cpu()
+
+
+def _weights_sha256(module: torch.nn.Module) -> str:
+    """A cheap, exact-enough identity of a module's weights: names, shapes, first values and sums."""
+    h = hashlib.sha256(type(module).__name__.encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        if name.startswith("pooler."):  # not part of the states; re-initialised at random on load
+            continue
+        flat = tensor.detach().reshape(-1).to(torch.float64)
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(flat[:64].numpy().tobytes())
+        h.update(struct.pack("<d", float(flat.sum())))
+    return h.hexdigest()
+
+
+def _returned_cache(output):
+    cache = getattr(output, "cache", None)  # transformers 5.2x; past_key_values before
+    return cache if cache is not None else output.past_key_values
 
 
 def word_token_id(tokenizer, word: str) -> int:

@@ -62,7 +62,8 @@ class DecoderReranker:
         skip_missing: bool = False,
         alpha: float | None = None,
     ) -> None:
-        store.check_model(model.fingerprint())
+        self.cross_kv = store.manifest.model.get("content") == "cross-kv"
+        store.check_model(model.fingerprint("cross-kv" if self.cross_kv else "encoder-states"))
         self.model = model
         self.store = store
         self.batch_size = batch_size
@@ -106,7 +107,7 @@ class DecoderReranker:
             batch = order[start : start + self.batch_size]
             padded, mask = pad_states([states[i] for i in batch])
             batch_labels = pad_labels([labels] * len(batch))
-            scores[batch] = self.model.score_states(batch_labels, padded, mask).numpy()
+            scores[batch] = self.model.score_states(batch_labels, padded, mask, cross_kv=self.cross_kv).numpy()
         return scores
 
     def rerank(self, query: str, hits: Sequence[Any], k: int | None = None, qid: str | None = None) -> list:

@@ -34,7 +34,7 @@ MANIFEST = "manifest.json"
 STATES_FILE = "states.bin"
 OFFSETS_FILE = "offsets.npy"
 # what must agree between a store and the model that reads it
-IDENTITY_KEYS = ("encoder_sha256", "tokenizer_sha256", "document_prefix")
+IDENTITY_KEYS = ("content", "encoder_sha256", "tokenizer_sha256", "document_prefix", "decoder_sha256")
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Manifest:
     shards: list[ShardInfo] = field(default_factory=list)
     complete: bool = False
     format_version: int = FORMAT_VERSION
-    kind: str = "encoder-states"
+    kind: str = "decrank-store"
 
     def save(self, folder: Path) -> None:
         tmp = folder / (MANIFEST + ".tmp")
@@ -84,8 +84,11 @@ class Manifest:
 
 
 def _identity_mismatch(stored: dict, fingerprint: dict) -> str | None:
+    defaults = {"content": "encoder-states"}
     for key in IDENTITY_KEYS:
-        if stored.get(key) != fingerprint.get(key):
+        if stored.get(key, defaults.get(key)) != fingerprint.get(key, defaults.get(key)):
+            if key == "content":
+                return f"it holds {stored.get(key)}, not {fingerprint.get(key)}"
             what = key.removesuffix("_sha256").replace("_", " ")
             return f"its {what} differs from the model's (store built by {stored.get('model')!r})"
     return None
