@@ -174,10 +174,14 @@ def train(**options) -> None:
 @click.option("--queries", type=int, default=5, show_default=True, help="Timed queries per configuration (after one warm-up).")
 @click.option("--batch-size", type=int, default=100, show_default=True)
 @click.option("--threads", type=int, default=None, help="Torch threads [default: torch's].")
+@click.option("--content", "contents", multiple=True, type=click.Choice(["encoder-states", "cross-kv"]),
+              default=["encoder-states", "cross-kv"], show_default=True,
+              help="What the decoder path reads from its store; repeatable.")
 @click.option("--biencoder", is_flag=True, help="Also time all-MiniLM-L6-v2 embedding the candidates on the fly.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the results here.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="PNG plot [default: beside --json].")
-def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_size, threads, biencoder, json_path, plot_path) -> None:
+def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_size, threads, contents, biencoder, json_path,
+          plot_path) -> None:
     """Time cross-attention against decoder-only re-ranking side by side, one process, same candidates."""
     _quiet_transformers()
     _threads(threads)
@@ -189,14 +193,15 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
     results = []
     for shape in shapes:
         model, tokenizer = load_bench_model(shape)
-        for depth, tokens, precision in product(depths, doc_tokens, precisions):
+        for depth, tokens, precision, content in product(depths, doc_tokens, precisions, contents):
             result = bench_one(model, tokenizer, shape, depth, tokens, query_tokens, precision, queries=queries,
-                               batch_size=batch_size, with_biencoder=biencoder)
+                               batch_size=batch_size, with_biencoder=biencoder, content=content)
             results.append(result)
-            click.echo(f"{shape} depth={depth} doc={tokens} {precision}: cross {result.cross_ms:.1f} ms, "
+            click.echo(f"{shape} {content} depth={depth} doc={tokens} {precision}: cross {result.cross_ms:.1f} ms, "
                        f"decoder {result.decoder_ms:.1f} ms, {result.ratio:.2f}x; decoder {result.decoder_gflops:.0f} "
                        f"of {result.peak_gflops:.0f} GFLOP/s", err=True)
-    columns = ["shape", "precision", "depth", "doc_tokens", "cross_ms", "decoder_ms", "ratio", "decoder_gflops", "peak_gflops"]
+    columns = ["shape", "content", "precision", "depth", "doc_tokens", "cross_ms", "decoder_ms", "ratio", "decoder_gflops",
+               "peak_gflops"]
     if biencoder:
         columns.append("biencoder_ms")
     rows = [{c: f"{v:.2f}" if isinstance(v := getattr(r, c), float) else v for c in columns} for r in results]

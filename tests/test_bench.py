@@ -12,10 +12,12 @@ def test_bench_writes_json_and_plot(tiny_models, tmp_path):
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(main, ["bench", "--shape", str(tiny_models("t5")), "--depth", "6", "--doc-tokens", "12",
                                        "--query-tokens", "4", "--precision", "fp32", "--precision", "bf16",
-                                       "--queries", "2", "--json", str(out)])
+                                       "--queries", "2", "--content", "encoder-states", "--content", "cross-kv",
+                                       "--json", str(out)])
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())
-    assert [r["precision"] for r in rows] == ["fp32", "bf16"]
+    assert [(r["precision"], r["content"]) for r in rows] == [
+        ("fp32", "encoder-states"), ("fp32", "cross-kv"), ("bf16", "encoder-states"), ("bf16", "cross-kv")]
     for r in rows:
         for key in ("cross_ms", "decoder_ms", "ratio", "decoder_gflops", "peak_gflops"):
             assert r[key] > 0

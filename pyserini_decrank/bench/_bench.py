@@ -33,6 +33,7 @@ TEMPLATE_TOKENS = 8  # "Query: ... Document: ... Relevant:" around query and doc
 @dataclass
 class BenchResult:
     shape: str
+    content: str  # what the decoder path reads: encoder states, or stored cross-attention keys/values
     depth: int
     doc_tokens: int
     query_tokens: int
@@ -122,7 +123,8 @@ def _p95(values: list[float]) -> float:
 
 
 def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_tokens: int, precision: str,
-              queries: int = 5, batch_size: int = 100, with_biencoder: bool = False) -> BenchResult:
+              queries: int = 5, batch_size: int = 100, with_biencoder: bool = False,
+              content: str = "encoder-states") -> BenchResult:
     torch.manual_seed(1)
     vocab = model.config.vocab_size if hasattr(model.config, "vocab_size") and model.config.vocab_size else 30522
     vocab = getattr(getattr(model.config, "decoder", None), "vocab_size", vocab)
@@ -136,6 +138,9 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
     with torch.inference_mode():
         states = torch.cat([qlm.encoder(input_ids=doc_ids[i : i + 50]).last_hidden_state for i in range(0, depth, 50)])
     store_dtype = PRECISIONS[precision] or torch.float32
+    cross_kv = content == "cross-kv"
+    if cross_kv:
+        states = qlm.cross_keys_values(states, torch.ones(states.shape[:2], dtype=torch.long))
     states = states.to(store_dtype)  # as a store of that codec hands them back
     labels = torch.randint(10, vocab, (1, query_tokens + 1))
 
@@ -147,7 +152,7 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
     def run_decoder(_: int) -> None:
         for i in range(0, depth, batch_size):
             s = states[i : i + batch_size]
-            qlm.score_states(labels.expand(s.shape[0], -1), s, torch.ones(s.shape[:2], dtype=torch.long))
+            qlm.score_states(labels.expand(s.shape[0], -1), s, torch.ones(s.shape[:2], dtype=torch.long), cross_kv=cross_kv)
 
     cross_t = _time(run_cross, queries)
     decoder_t = _time(run_decoder, queries)
@@ -169,13 +174,13 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
 
         biencoder_ms = statistics.median(_time(run_bi, queries)) * 1e3
     return BenchResult(
-        shape=shape, depth=depth, doc_tokens=doc_tokens, query_tokens=query_tokens, precision=precision,
+        shape=shape, content=content, depth=depth, doc_tokens=doc_tokens, query_tokens=query_tokens, precision=precision,
         threads=torch.get_num_threads(), queries=queries,
         cross_ms=round(cross_ms, 2), cross_p95_ms=round(_p95(cross_t) * 1e3, 2),
         decoder_ms=round(decoder_ms, 2), decoder_p95_ms=round(_p95(decoder_t) * 1e3, 2),
         ratio=round(cross_ms / decoder_ms, 2),
         cross_candidates_per_s=round(depth / (cross_ms / 1e3), 1), decoder_candidates_per_s=round(depth / (decoder_ms / 1e3), 1),
-        cross_gflops=round(cross_flops / (cross_ms / 1e3) / 1e9, 1), decoder_gflops=round(decoder_flops / (decoder_ms / 1e3) / 1e9, 1),
+        cross_gflops=round(cross_flops / (cross_ms / 1e3) / 1e9, 3), decoder_gflops=round(decoder_flops / (decoder_ms / 1e3) / 1e9, 3),
         peak_gflops=round(peak, 1), decoder_fraction_of_peak=round(decoder_flops / (decoder_ms / 1e3) / 1e9 / peak, 3),
         biencoder_ms=None if biencoder_ms is None else round(biencoder_ms, 2),
     )
@@ -187,7 +192,8 @@ def plot(results: list[BenchResult], path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r.shape}\n{r.precision} d={r.depth}\n{r.doc_tokens} tok" for r in results]
+    labels = [f"{r.shape} {r.precision}\n{'kv' if r.content == 'cross-kv' else 'states'} d={r.depth}\n{r.doc_tokens} tok"
+              for r in results]
     x = range(len(results))
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(results)), 4.5))
     ax.bar([i - 0.2 for i in x], [r.cross_ms for r in results], width=0.4, label="cross-attention (monoT5 way)")

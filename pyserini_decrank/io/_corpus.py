@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DecrankError
-from ._topics import open_text
+from ._topics import iter_tab_lines, open_text
 
 
 @dataclass
@@ -47,18 +47,11 @@ def _read_jsonl(path: Path) -> Iterator[Document]:
 
 
 def _read_tsv(path: Path) -> Iterator[Document]:
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            docid, sep, text = line.partition("\t")
-            if not sep:
-                raise DecrankError(f"{path}:{lineno}: malformed corpus line, expected 'id<TAB>text': {line[:80]!r}")
-            if "\t" in text:  # id, title, text
-                title, _, body = text.partition("\t")
-                text = join_title(title, body)
-            yield Document(docid.strip(), text.strip())
+    for docid, text in iter_tab_lines(path, "corpus", "id<TAB>text"):
+        if "\t" in text:  # id, title, text
+            title, _, body = text.partition("\t")
+            text = join_title(title, body)
+        yield Document(docid, text.strip())
 
 
 _DOC = re.compile(r"<DOC>(.*?)</DOC>", re.S | re.I)

@@ -7,6 +7,7 @@ import gzip
 import json
 import re
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import DecrankError
 
@@ -15,18 +16,21 @@ def open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
-def _read_tsv(path: Path) -> dict[str, str]:
-    topics = {}
+def iter_tab_lines(path: Path, what: str, expected: str) -> Iterator[tuple[str, str]]:
+    """(first field, rest) of each non-empty line; a line without a tab is an error naming it."""
     with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n")
             if not line.strip():
                 continue
-            qid, sep, text = line.partition("\t")
+            key, sep, rest = line.partition("\t")
             if not sep:
-                raise DecrankError(f"{path}:{lineno}: malformed topic line, expected 'qid<TAB>text': {line[:80]!r}")
-            topics[qid.strip()] = text.strip()
-    return topics
+                raise DecrankError(f"{path}:{lineno}: malformed {what} line, expected '{expected}': {line[:80]!r}")
+            yield key.strip(), rest
+
+
+def _read_tsv(path: Path) -> dict[str, str]:
+    return {qid: text.strip() for qid, text in iter_tab_lines(path, "topic", "qid<TAB>text")}
 
 
 def _read_beir(path: Path) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 from ._biencoder import BiEncoderReranker
 from ._cross import CrossAttentionReranker
-from ._decoder import DEFAULT_MODEL, DecoderReranker, rerank_by_scores
+from ._base import rerank_by_scores
+from ._decoder import DEFAULT_MODEL, DecoderReranker
 from ._pygaggle import PygaggleReranker, Query, Text
 
 __all__ = ["BiEncoderReranker", "CrossAttentionReranker", "DecoderReranker", "rerank_by_scores", "DEFAULT_MODEL", "PygaggleReranker", "Query", "Text"]

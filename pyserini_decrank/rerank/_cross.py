@@ -72,6 +72,6 @@ class CrossAttentionReranker:
         return scores
 
     def rerank(self, query: str, hits: Sequence[Any], k: int | None = None, qid: str | None = None) -> list:
-        from ._decoder import rerank_by_scores
+        from ._base import rerank_by_scores
 
         return rerank_by_scores(self, query, hits, k, qid)
