@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 from typing import Any
@@ -14,8 +15,6 @@ def lucene_searcher(index: str) -> Any:
     """A ``LuceneSearcher`` on a local index folder or a Pyserini prebuilt index name."""
     configure_java()
     from pyserini.search.lucene import LuceneSearcher
-
-    import os
 
     if os.path.isdir(index):
         return LuceneSearcher(index)

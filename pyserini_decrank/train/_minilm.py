@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -115,5 +116,8 @@ def materialize_packaged_model(folder: Path) -> Path:
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "decrank_config.json").write_bytes((folder / "decrank_config.json").read_bytes())
-    tmp.replace(target) if not target.exists() else None
+    if target.exists():  # another process built it meanwhile
+        shutil.rmtree(tmp)
+    else:
+        tmp.replace(target)
     return target
