@@ -31,7 +31,7 @@ def test_round_trip_across_shards(codec, tmp_path):
     assert len(store) == 25 and len(store.manifest.shards) == 3 and store.manifest.complete
     assert store.manifest.num_tokens == sum(s.shape[0] for s in states.values())
     got = store.get_many(list(reversed(list(states))))
-    for (docid, want), have in zip(reversed(list(states.items())), got):
+    for (_, want), have in zip(reversed(list(states.items())), got):
         assert have.dtype == {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[codec]
         torch.testing.assert_close(have.float(), want.to(have.dtype).float(), rtol=0, atol=0)
     assert sorted(store.docids()) == sorted(states)

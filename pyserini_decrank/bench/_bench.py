@@ -130,7 +130,6 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
     vocab = getattr(getattr(model.config, "decoder", None), "vocab_size", vocab)
     qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=shape, precision=precision)
     cross = CrossAttentionReranker(model, tokenizer, precision=precision)
-    hidden = qlm.hidden_size
     cross_len = query_tokens + doc_tokens + TEMPLATE_TOKENS
     # the same candidates for both paths: document token ids, their stored states, a query
     doc_ids = torch.randint(10, vocab, (depth, doc_tokens))

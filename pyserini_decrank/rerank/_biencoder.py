@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import DecrankError
+from ._base import rerank_by_scores
 
 
 class BiEncoderReranker:
@@ -58,6 +59,4 @@ class BiEncoderReranker:
         return (d @ q[0]).numpy().astype(np.float32)
 
     def rerank(self, query: str, hits: Sequence[Any], k: int | None = None, qid: str | None = None) -> list:
-        from ._base import rerank_by_scores
-
         return rerank_by_scores(self, query, hits, k, qid)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import DecrankError
+from ._base import rerank_by_scores
 
 DEFAULT_CROSS_MODEL = "castorini/monot5-base-msmarco"
 TEMPLATE = "Query: {query} Document: {document} Relevant:"
@@ -72,6 +73,4 @@ class CrossAttentionReranker:
         return scores
 
     def rerank(self, query: str, hits: Sequence[Any], k: int | None = None, qid: str | None = None) -> list:
-        from ._base import rerank_by_scores
-
         return rerank_by_scores(self, query, hits, k, qid)

@@ -20,10 +20,6 @@ class Codec:
     storage: np.dtype  # how the bytes lie on disk
     compute: torch.dtype  # what a zero-copy read hands back
 
-    @property
-    def bytes_per_value(self) -> int:
-        return np.dtype(self.storage).itemsize
-
     def to_storage(self, states: torch.Tensor) -> np.ndarray:
         converted = states.detach().to(self.compute).contiguous()
         if self.compute is torch.bfloat16:
