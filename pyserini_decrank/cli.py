@@ -33,6 +33,14 @@ def _quiet_transformers() -> None:
     logging.disable_progress_bar()
 
 
+def _query_time(threads: int | None) -> None:
+    """Set-up of the commands that score queries: threads, and an allocator that keeps freed memory."""
+    from ._malloc import retain_freed_memory
+
+    retain_freed_memory()
+    _threads(threads)
+
+
 def _threads(threads: int | None) -> None:
     if threads:
         import torch
@@ -99,7 +107,7 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
            document_prefix, query_prefix, device, threads) -> None:
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
     _quiet_transformers()
-    _threads(threads)
+    _query_time(threads)
     from .io import read_run, read_topics
     from .rerank._cli import build_reranker, rerank_run
 
@@ -184,7 +192,7 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
           plot_path) -> None:
     """Time cross-attention against decoder-only re-ranking side by side, one process, same candidates."""
     _quiet_transformers()
-    _threads(threads)
+    _query_time(threads)
     from itertools import product
 
     from .bench import bench_one, load_bench_model, plot, save_json

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import struct
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +20,7 @@ import torch
 
 from ..errors import DecrankError
 from ._config import ScoringConfig
+from ._fast import ComputeWeights, head_input, output_bias, vocab_log_probs
 
 # compute precision of the decoder's matrix products; the log-softmax is fp32 whatever this is
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -89,6 +91,7 @@ class QueryLikelihoodModel:
         pad = mc.pad_token_id if mc.pad_token_id is not None else tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else 0)
         self._fingerprint: dict | None = None
+        self._weights_copy: ComputeWeights | None = None  # made on the first low-precision call
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -198,7 +201,6 @@ class QueryLikelihoodModel:
         return (word_token_id(self.tokenizer, self.config.relevance_token),
                 word_token_id(self.tokenizer, self.config.irrelevance_token))
 
-    # ------------------------------------------------------------------ scoring
     # ------------------------------------------------------------------ cross-attention keys/values
     @torch.inference_mode()
     def cross_keys_values(self, states: torch.Tensor, states_mask: torch.Tensor) -> torch.Tensor:
@@ -236,29 +238,71 @@ class QueryLikelihoodModel:
 
         return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
-    def _cache_from_keys_values(self, kv: torch.Tensor):
-        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-
+    def _kv_split(self, kv: torch.Tensor) -> torch.Tensor:
+        """A padded batch of stored keys/values (``B x L x features``) in the layout attention reads:
+        ``layers x 2 x B x heads x L x head_dim``, contiguous, in the compute dtype (one copy)."""
         layers, heads, head_dim = self._kv_layout
         batch, length = kv.shape[:2]
-        dtype = next(self.model.parameters()).dtype
-        split = kv.to(self.device, dtype).view(batch, length, layers, 2, heads, head_dim).permute(2, 3, 0, 4, 1, 5)
+        return (kv.to(self.device, self._compute_dtype()).view(batch, length, layers, 2, heads, head_dim)
+                .permute(2, 3, 0, 4, 1, 5).contiguous())
+
+    def _kv_split_documents(self, documents: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``_kv_split`` of per-document matrices as a store hands them back, without padding them
+        first: each document is copied once, straight into place. Returns the split and its mask."""
+        layers, heads, head_dim = self._kv_layout
+        length = max(d.shape[0] for d in documents)
+        split = torch.zeros((layers, 2, len(documents), heads, length, head_dim), dtype=self._compute_dtype())
+        mask = torch.zeros((len(documents), length), dtype=torch.long)
+        for b, doc in enumerate(documents):
+            n = doc.shape[0]
+            split[:, :, b, :, :n] = doc.view(n, layers, 2, heads, head_dim).permute(1, 2, 3, 0, 4)
+            mask[b, :n] = 1
+        return split.to(self.device), mask
+
+    def _cache_from_split(self, split: torch.Tensor):
+        """An encoder-decoder cache whose cross-attention layers point at ``split``'s slices; filling them
+        with ``update`` instead would copy every key and value once more."""
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        for i in range(layers):
-            cache.cross_attention_cache.update(split[i, 0], split[i, 1], i)
+        cross = cache.cross_attention_cache
+        for i in range(split.shape[0]):
+            keys, values = split[i, 0], split[i, 1]
+            cross.update(keys[:, :, :0], values[:, :, :0], i)  # creates the layer, empty
+            layer = cross.layers[i]
+            if hasattr(layer, "keys") and hasattr(layer, "values"):
+                layer.keys, layer.values = keys, values
+            else:  # a cache layout this code does not know: let the library copy them in
+                cross.update(keys, values, i)
             cache.is_updated[i] = True
         return cache
 
     # ------------------------------------------------------------------ scoring
+    def _compute_dtype(self) -> torch.dtype:
+        return PRECISIONS[self.precision] or next(self.model.parameters()).dtype
+
+    def _compute_weights(self):
+        """The weights a call multiplies with: the model's own in fp32; cast copies, made once, otherwise."""
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return nullcontext()
+        if getattr(self, "_weights_copy", None) is None:
+            self._weights_copy = ComputeWeights(self.model, dtype)
+        return self._weights_copy.applied()
+
     def token_log_probs(
         self,
         labels: torch.Tensor,
         states: torch.Tensor,
         states_mask: torch.Tensor,
         cross_kv: bool = False,
+        extra_token_ids: Sequence[int] = (),
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-token ``log p`` of ``labels`` (B x T, -100 = padding) and the logits, from encoder states
-        or (``cross_kv``) from stored cross-attention keys/values; log-softmax in fp32 whatever the dtype."""
+        """Per-token ``log p`` of ``labels`` (B x T, -100 = padding), and at every position the ``log p`` of
+        each of ``extra_token_ids`` (B x T x k), from encoder states or (``cross_kv``) from stored
+        cross-attention keys/values, padded (``B x L x features``) or already split by layer
+        (``_kv_split``, 6-d). The vocabulary projection and its log-softmax (fp32 whatever the compute
+        precision) run in row blocks, so the full logits are never held."""
         label_mask = labels.ne(-100)
         targets = labels.masked_fill(~label_mask, self.pad_token_id)
         decoder_input = torch.full_like(targets, self.pad_token_id)
@@ -271,19 +315,39 @@ class QueryLikelihoodModel:
         if cross_kv:
             if not hasattr(self, "_kv_layout"):
                 self._kv_layout = self.cross_kv_layout()
-            extra = {"use_cache": True, self._cache_argument(): self._cache_from_keys_values(states)}
+            split = states if states.dim() == 6 else self._kv_split(states)
+            extra = {"use_cache": True, self._cache_argument(): self._cache_from_split(split)}
             # the encoder output only tells the decoder the batch and length: keys/values come from the cache
-            states = torch.zeros((1, 1, 1), dtype=dtype).expand(states.shape[0], states.shape[1], self.hidden_size)
-        out = self.model(
-            encoder_outputs=BaseModelOutput(last_hidden_state=states.to(self.device, dtype)),
-            attention_mask=states_mask.to(self.device),
-            decoder_input_ids=decoder_input.to(self.device),
-            **extra,
-        )
-        logits = out.logits.float()
-        log_norm = torch.logsumexp(logits, dim=-1)
-        target_logits = logits.gather(-1, targets.to(self.device).unsqueeze(-1)).squeeze(-1)
-        return (target_logits - log_norm) * label_mask.to(self.device), logits
+            states = torch.zeros((1, 1, 1), dtype=dtype).expand(split.shape[2], split.shape[4], self.hidden_size)
+        with head_input(self.model) as head:
+            self.model(
+                encoder_outputs=BaseModelOutput(last_hidden_state=states.to(self.device, dtype)),
+                attention_mask=states_mask.to(self.device),
+                decoder_input_ids=decoder_input.to(self.device),
+                **extra,
+            )
+        targets = targets.to(self.device)
+        columns = targets.unsqueeze(-1)
+        if extra_token_ids:
+            wanted = torch.as_tensor(list(extra_token_ids), device=self.device)
+            columns = torch.cat([columns, wanted.expand(*targets.shape, len(wanted))], -1)
+        head_module = head["head"]
+        log_probs = vocab_log_probs(head["hidden"], head_module.weight, output_bias(self.model, head_module), columns)
+        return log_probs[..., 0] * label_mask.to(self.device), log_probs[..., 1:]
+
+    @torch.inference_mode()
+    def score_documents(self, label_ids: Sequence[int], documents: Sequence[torch.Tensor],
+                        cross_kv: bool = False) -> torch.Tensor:
+        """``score_states`` of one query against documents as a store hands them back, one matrix each
+        (encoder states, or cross-attention keys/values for ``cross_kv``); batching is the caller's."""
+        labels = pad_labels([label_ids] * len(documents))
+        if cross_kv:
+            if not hasattr(self, "_kv_layout"):
+                self._kv_layout = self.cross_kv_layout()
+            split, mask = self._kv_split_documents(documents)
+            return self.score_states(labels, split, mask, cross_kv=True)
+        states, mask = pad_states(documents)
+        return self.score_states(labels, states, mask)
 
     @torch.inference_mode()
     def score_states(
@@ -296,15 +360,17 @@ class QueryLikelihoodModel:
         """The model's relevance score of each row: summed query log-likelihood (eos included), or
         for a ``label`` model the relevance token's log-probability against its opposite."""
         dtype = PRECISIONS[self.precision]
-        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            token_lp, logits = self.token_log_probs(labels, states, states_mask, cross_kv=cross_kv)
-        if self.config.objective != "label":
+        is_label = self.config.objective == "label"
+        with self._compute_weights(), \
+                torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            token_lp, pair_lp = self.token_log_probs(labels, states, states_mask, cross_kv=cross_kv,
+                                                     extra_token_ids=self.label_token_ids() if is_label else ())
+        if not is_label:
             return token_lp.sum(-1).float().cpu()
         lengths = labels.ne(-100).sum(-1).to(self.device)
         last = (lengths - 1).clamp_min(0)
         rows = torch.arange(labels.size(0), device=self.device)
-        yes, no = self.label_token_ids()
-        pair = logits[rows, last][:, [yes, no]].log_softmax(-1)[:, 0]
+        pair = pair_lp[rows, last].log_softmax(-1)[:, 0]
         if self.config.label_adds_likelihood:
             pair = pair + token_lp.sum(-1) - token_lp[rows, last]
         return pair.float().cpu()

@@ -7,12 +7,14 @@ nothing can be computed ahead of the query.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import DecrankError
+from ..model._fast import ComputeWeights
 from ._base import rerank_by_scores
 
 DEFAULT_CROSS_MODEL = "castorini/monot5-base-msmarco"
@@ -29,6 +31,7 @@ class CrossAttentionReranker:
         self.alpha, self.skip_missing = alpha, skip_missing
         self.device = torch.device(device)
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self._weights_copy = None  # cast once, on the first low-precision call, as the decoder path does
         from ..model._seq2seq import word_token_id
 
         self.true_id, self.false_id = word_token_id(tokenizer, "true"), word_token_id(tokenizer, "false")
@@ -53,7 +56,11 @@ class CrossAttentionReranker:
     def score_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """log p(true) against false at the first decoder step (fp32 log-softmax) for a padded batch."""
         decoder_input = torch.full((input_ids.shape[0], 1), self.start_id, dtype=torch.long, device=self.device)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
+        weights = nullcontext()
+        if self.autocast_dtype is not None:
+            self._weights_copy = self._weights_copy or ComputeWeights(self.model, self.autocast_dtype)
+            weights = self._weights_copy.applied()
+        with weights, torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
             logits = self.model(input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
                                 decoder_input_ids=decoder_input, use_cache=False).logits[:, 0]
         return logits[:, [self.true_id, self.false_id]].float().log_softmax(-1)[:, 0].cpu()

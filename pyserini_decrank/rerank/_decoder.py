@@ -9,7 +9,6 @@ import numpy as np
 
 from ..errors import DecrankError
 from ..model import QueryLikelihoodModel
-from ..model._seq2seq import pad_labels, pad_states
 from ..store import EncoderStateStore, MissingDocidsError
 from ._base import rerank_by_scores
 
@@ -70,9 +69,7 @@ class DecoderReranker:
         scores = np.empty(len(docids), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            padded, mask = pad_states([states[i] for i in batch])
-            batch_labels = pad_labels([labels] * len(batch))
-            scores[batch] = self.model.score_states(batch_labels, padded, mask, cross_kv=self.cross_kv).numpy()
+            scores[batch] = self.model.score_documents(labels, [states[i] for i in batch], cross_kv=self.cross_kv).numpy()
         return scores
 
     def rerank(self, query: str, hits: Sequence[Any], k: int | None = None, qid: str | None = None) -> list:

@@ -158,7 +158,8 @@ class Trainer:
             label_rows.append(ids + [yes if is_pos[k] else no] if cfg.objective == "label" else ids)
         labels = pad_labels(label_rows)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            token_lp, logits = self.qlm.token_log_probs(labels, states, mask)
+            token_lp, pair_lp = self.qlm.token_log_probs(labels, states, mask,
+                                                         extra_token_ids=(yes, no) if cfg.objective == "label" else ())
         valid = labels.ne(-100)
         if cfg.objective == "label":
             last = valid.sum(-1) - 1
@@ -179,9 +180,9 @@ class Trainer:
             scores = (token_lp * query_valid).sum(-1).view(len(batch), group)
             return mle + torch.nn.functional.cross_entropy(scores, torch.zeros(len(batch), dtype=torch.long))
         last = valid.sum(-1) - 1
-        pair_logits = logits[torch.arange(len(rows)), last][:, [yes, no]].float()
+        pair_lp = pair_lp[torch.arange(len(rows)), last]  # log p of (relevance token, its opposite)
         target = (~is_pos).long()  # 0 = relevance token, 1 = its opposite
-        return mle + torch.nn.functional.cross_entropy(pair_logits, target)
+        return mle + torch.nn.functional.cross_entropy(pair_lp, target)
 
     # ------------------------------------------------------------------ loop, checkpoints, saving
     def _resume(self) -> None:
