@@ -99,12 +99,14 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--skip-missing", is_flag=True, help="Drop candidates the store lacks instead of failing.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Compute precision of the model's matrix products (log-softmax stays fp32).")
+@click.option("--attention", type=click.Choice(["sdpa", "eager"]), default=None,
+              help="Attention kernel [default: the library's, sdpa]; eager was faster for the decoder's short rows on a 2-core CPU.")
 @click.option("--document-prefix", default=None, help="As given to `encode` [default: the model's].")
 @click.option("--query-prefix", default=None, help="Text put before every query [default: the model's].")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=None)
 def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, tag, skip_missing, precision,
-           document_prefix, query_prefix, device, threads) -> None:
+           attention, document_prefix, query_prefix, device, threads) -> None:
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
     _quiet_transformers()
     _query_time(threads)
@@ -116,7 +118,7 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
     queries = read_topics(topics)
     run = read_run(run_path)
     reranker = build_reranker(method, model=model, store=store, corpus=corpus, run=run, depth=depth, device=device,
-                              batch_size=batch_size, skip_missing=skip_missing, alpha=alpha, precision=precision,
+                              batch_size=batch_size, skip_missing=skip_missing, alpha=alpha, precision=precision, attention=attention,
                               document_prefix=document_prefix, query_prefix=query_prefix)
     rerank_run(reranker, queries, run, output, depth=depth, tag=tag, topics_name=topics)
 
@@ -185,22 +187,26 @@ def train(**options) -> None:
 @click.option("--content", "contents", multiple=True, type=click.Choice(["encoder-states", "cross-kv"]),
               default=["encoder-states", "cross-kv"], show_default=True,
               help="What the decoder path reads from its store; repeatable.")
+@click.option("--attention", type=click.Choice(["sdpa", "eager"]), default=None,
+              help="Attention kernel of both paths [default: the library's, sdpa].")
 @click.option("--biencoder", is_flag=True, help="Also time all-MiniLM-L6-v2 embedding the candidates on the fly.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the results here.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="PNG plot [default: beside --json].")
-def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_size, threads, contents, biencoder, json_path,
-          plot_path) -> None:
+def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_size, threads, contents, attention, biencoder,
+          json_path, plot_path) -> None:
     """Time cross-attention against decoder-only re-ranking side by side, one process, same candidates."""
     _quiet_transformers()
     _query_time(threads)
     from itertools import product
 
     from .bench import bench_one, load_bench_model, plot, save_json
+    from .model._fast import set_attention
     from .evaluate._trec_eval import format_rows
 
     results = []
     for shape in shapes:
         model, tokenizer = load_bench_model(shape)
+        set_attention(model, attention)
         for depth, tokens, precision, content in product(depths, doc_tokens, precisions, contents):
             result = bench_one(model, tokenizer, shape, depth, tokens, query_tokens, precision, queries=queries,
                                batch_size=batch_size, with_biencoder=biencoder, content=content)
@@ -208,7 +214,7 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
             click.echo(f"{shape} {content} depth={depth} doc={tokens} {precision}: cross {result.cross_ms:.1f} ms, "
                        f"decoder {result.decoder_ms:.1f} ms, {result.ratio:.2f}x; decoder {result.decoder_gflops:.0f} "
                        f"of {result.peak_gflops:.0f} GFLOP/s", err=True)
-    columns = ["shape", "content", "precision", "depth", "doc_tokens", "cross_ms", "decoder_ms", "ratio", "decoder_gflops",
+    columns = ["shape", "content", "precision", "attention", "depth", "doc_tokens", "cross_ms", "decoder_ms", "ratio", "decoder_gflops",
                "peak_gflops"]
     if biencoder:
         columns.append("biencoder_ms")

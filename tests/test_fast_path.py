@@ -87,3 +87,21 @@ def test_retain_freed_memory_is_safe_to_call_twice():
     first, second = retain_freed_memory(), retain_freed_memory()
     assert first == second
     assert isinstance(first, bool)
+
+
+@pytest.mark.parametrize("family", ["t5", "bert2bert"])
+def test_eager_attention_scores_like_the_default(family, tiny_models, docs):
+    texts = list(docs.values())[:6]
+    scores = {}
+    for attention in (None, "eager"):
+        model = QueryLikelihoodModel.from_pretrained(str(tiny_models(family)), attention=attention)
+        states, mask = pad_states(model.encode(texts))
+        scores[attention] = model.score_states(pad_labels([model.query_labels(QUERY)] * len(texts)), states, mask)
+    torch.testing.assert_close(scores["eager"], scores[None], atol=1e-4, rtol=0)
+
+
+def test_unknown_attention_is_one_clear_error(tiny_models):
+    from pyserini_decrank import DecrankError
+
+    with pytest.raises(DecrankError, match="unknown attention 'flash'"):
+        QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")), attention="flash")

@@ -39,6 +39,7 @@ class BenchResult:
     doc_tokens: int
     query_tokens: int
     precision: str
+    attention: str  # the attention kernel both paths ran
     threads: int
     queries: int
     cross_ms: float
@@ -174,7 +175,7 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
         biencoder_ms = statistics.median(_time(run_bi, queries)) * 1e3
     return BenchResult(
         shape=shape, content=content, depth=depth, doc_tokens=doc_tokens, query_tokens=query_tokens, precision=precision,
-        threads=torch.get_num_threads(), queries=queries,
+        attention=getattr(model.config, "_attn_implementation", None) or "default", threads=torch.get_num_threads(), queries=queries,
         cross_ms=round(cross_ms, 2), cross_p95_ms=round(_p95(cross_t) * 1e3, 2),
         decoder_ms=round(decoder_ms, 2), decoder_p95_ms=round(_p95(decoder_t) * 1e3, 2),
         ratio=round(cross_ms / decoder_ms, 2),
@@ -191,7 +192,7 @@ def plot(results: list[BenchResult], path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r.shape} {r.precision}\n{'kv' if r.content == 'cross-kv' else 'states'} d={r.depth}\n{r.doc_tokens} tok"
+    labels = [f"{r.shape} {r.precision} {r.attention}\n{'kv' if r.content == 'cross-kv' else 'states'} d={r.depth}\n{r.doc_tokens} tok"
               for r in results]
     x = range(len(results))
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(results)), 4.5))

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import DecrankError
 from ._config import ScoringConfig
-from ._fast import ComputeWeights, head_input, output_bias, vocab_log_probs
+from ._fast import ComputeWeights, head_input, output_bias, set_attention, vocab_log_probs
 
 # compute precision of the decoder's matrix products; the log-softmax is fp32 whatever this is
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -69,10 +69,12 @@ class QueryLikelihoodModel:
         revision: str | None = None,
         device: str = "cpu",
         precision: str = "fp32",
+        attention: str | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise DecrankError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
         self.model = model.eval().to(device)
+        set_attention(self.model, attention)
         self.precision = precision
         self.tokenizer = tokenizer
         self.config = config or ScoringConfig()
@@ -101,6 +103,7 @@ class QueryLikelihoodModel:
         revision: str | None = None,
         device: str = "cpu",
         precision: str = "fp32",
+        attention: str | None = None,
         **config_overrides,
     ) -> "QueryLikelihoodModel":
         path = resolve_model(name_or_path)
@@ -111,7 +114,7 @@ class QueryLikelihoodModel:
             if value is not None:
                 setattr(config, key, value)
         return cls(model, tokenizer, config, name_or_path=name_or_path, revision=revision, device=device,
-                   precision=precision)
+                   precision=precision, attention=attention)
 
     def save_pretrained(self, folder: str | Path) -> None:
         folder = Path(folder)

@@ -13,7 +13,7 @@ from ..io import Hit, RunWriter
 
 def build_reranker(method: str, model: str | None, store: str | None, corpus: str | None, run: Mapping[str, Sequence[Hit]],
                    depth: int, device: str, batch_size: int, skip_missing: bool, alpha: float | None,
-                   precision: str = "fp32", **model_options):
+                   precision: str = "fp32", attention: str | None = None, **model_options):
     """The re-ranker a ``--method`` names, with its inputs checked."""
     if method == "decoder":
         from ._decoder import DEFAULT_MODEL, DecoderReranker
@@ -21,7 +21,8 @@ def build_reranker(method: str, model: str | None, store: str | None, corpus: st
         if not store:
             raise DecrankError("--method decoder needs --store (a folder written by `decrank encode`)")
         return DecoderReranker.from_pretrained(model or DEFAULT_MODEL, store=store, device=device, batch_size=batch_size,
-                                               skip_missing=skip_missing, alpha=alpha, precision=precision, **model_options)
+                                               skip_missing=skip_missing, alpha=alpha, precision=precision, attention=attention,
+                                               **model_options)
     if not corpus:
         raise DecrankError(f"--method {method} reads the candidates' text: give --corpus")
     from ..io import read_corpus
@@ -32,7 +33,8 @@ def build_reranker(method: str, model: str | None, store: str | None, corpus: st
     texts = {d.docid: d.text for d in read_corpus(corpus) if d.docid in wanted}
     common = dict(texts=texts, batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
     if method == "cross":
-        return CrossAttentionReranker.from_pretrained(model or DEFAULT_CROSS_MODEL, device=device, precision=precision, **common)
+        return CrossAttentionReranker.from_pretrained(model or DEFAULT_CROSS_MODEL, device=device, precision=precision,
+                                                      attention=attention, **common)
     return BiEncoderReranker.from_pretrained(model, **common)
 
 

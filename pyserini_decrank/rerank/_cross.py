@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import DecrankError
-from ..model._fast import ComputeWeights
+from ..model._fast import ComputeWeights, set_attention
 from ._base import rerank_by_scores
 
 DEFAULT_CROSS_MODEL = "castorini/monot5-base-msmarco"
@@ -24,8 +24,9 @@ TEMPLATE = "Query: {query} Document: {document} Relevant:"
 class CrossAttentionReranker:
     def __init__(self, model, tokenizer, texts: Mapping[str, str] | None = None, batch_size: int = 32,
                  max_length: int = 512, alpha: float | None = None, skip_missing: bool = False,
-                 precision: str = "fp32", device: str = "cpu") -> None:
+                 precision: str = "fp32", device: str = "cpu", attention: str | None = None) -> None:
         self.model, self.tokenizer = model.eval().to(device), tokenizer
+        set_attention(self.model, attention)
         self.texts = texts or {}
         self.batch_size, self.max_length = batch_size, max_length
         self.alpha, self.skip_missing = alpha, skip_missing
