@@ -214,7 +214,7 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
             click.echo(f"{shape} {content} depth={depth} doc={tokens} {precision}: cross {result.cross_ms:.1f} ms, "
                        f"decoder {result.decoder_ms:.1f} ms, {result.ratio:.2f}x; decoder {result.decoder_gflops:.0f} "
                        f"of {result.peak_gflops:.0f} GFLOP/s", err=True)
-    columns = ["shape", "content", "precision", "attention", "depth", "doc_tokens", "cross_ms", "decoder_ms", "ratio", "decoder_gflops",
+    columns = ["shape", "content", "precision", "attention", "depth", "doc_tokens", "cross_ms", "decoder_ms", "ratio", "flop_ratio", "decoder_gflops",
                "peak_gflops"]
     if biencoder:
         columns.append("biencoder_ms")

@@ -47,6 +47,7 @@ class BenchResult:
     decoder_ms: float
     decoder_p95_ms: float
     ratio: float
+    flop_ratio: float  # cross FLOPs / decoder FLOPs: the speed-up at equal efficiency
     cross_candidates_per_s: float
     decoder_candidates_per_s: float
     cross_gflops: float
@@ -178,7 +179,7 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
         attention=getattr(model.config, "_attn_implementation", None) or "default", threads=torch.get_num_threads(), queries=queries,
         cross_ms=round(cross_ms, 2), cross_p95_ms=round(_p95(cross_t) * 1e3, 2),
         decoder_ms=round(decoder_ms, 2), decoder_p95_ms=round(_p95(decoder_t) * 1e3, 2),
-        ratio=round(cross_ms / decoder_ms, 2),
+        ratio=round(cross_ms / decoder_ms, 2), flop_ratio=round(cross_flops / decoder_flops, 2),
         cross_candidates_per_s=round(depth / (cross_ms / 1e3), 1), decoder_candidates_per_s=round(depth / (decoder_ms / 1e3), 1),
         cross_gflops=round(cross_flops / (cross_ms / 1e3) / 1e9, 3), decoder_gflops=round(decoder_flops / (decoder_ms / 1e3) / 1e9, 3),
         peak_gflops=round(peak, 1), decoder_fraction_of_peak=round(decoder_flops / (decoder_ms / 1e3) / 1e9 / peak, 3),
