@@ -110,3 +110,28 @@ def test_bm25_negatives_are_mined_through_pyserini(pairs_file, tmp_path):
         query_words = set(pair.query.split())
         if negs:  # BM25's best negative shares a word with the query
             assert query_words & set(data.passages[negs[0]].split())
+
+
+def test_minilm_training_ships_a_decoder_delta_and_can_continue_from_it(pairs_file, tmp_path):
+    """``--base minilm --freeze-encoder`` writes a package (decoder only); a second stage whose base is
+    that model keeps the shared word embeddings frozen and ships a package again."""
+    from safetensors.torch import load_file
+
+    from pyserini_decrank.train._minilm import DECODER_WEIGHTS, SHARED_KEYS, has_minilm_encoder
+
+    common = dict(pairs=[str(pairs_file)], steps=2, batch_size=4, lr=1e-3, warmup_steps=1, max_length=24,
+                  decoder_layers=1, freeze_encoder=True, bf16=False)
+    first = Trainer(TrainConfig(output=str(tmp_path / "one"), base="minilm", **common), progress=False)
+    first.run()
+    assert set(load_file(str(tmp_path / "one" / "package" / DECODER_WEIGHTS))).isdisjoint(SHARED_KEYS)
+    second = Trainer(TrainConfig(output=str(tmp_path / "two"), base=str(tmp_path / "one"), objective="rll",
+                                 negatives="random", num_negatives=1, **common), progress=False)
+    assert second.from_minilm
+    assert not any("word_embeddings" in name for name in second.trainable)
+    second.run()
+    delta = load_file(str(tmp_path / "two" / "package" / DECODER_WEIGHTS))
+    before = load_file(str(tmp_path / "one" / "package" / DECODER_WEIGHTS))
+    assert delta.keys() == before.keys()
+    assert any(not torch.equal(delta[k], before[k]) for k in delta)
+    assert has_minilm_encoder(QueryLikelihoodModel.from_pretrained(str(tmp_path / "two")).model)
+    assert json.loads((tmp_path / "two" / "package" / "decrank_config.json").read_text())["objective"] == "rll"

