@@ -200,8 +200,8 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
     from itertools import product
 
     from .bench import bench_one, load_bench_model, plot, save_json
-    from .model._fast import set_attention
     from .evaluate._trec_eval import format_rows
+    from .model._fast import set_attention
 
     results = []
     for shape in shapes:

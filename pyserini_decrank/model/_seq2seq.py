@@ -94,6 +94,7 @@ class QueryLikelihoodModel:
         self.pad_token_id = int(pad if pad is not None else 0)
         self._fingerprint: dict | None = None
         self._weights_copy: ComputeWeights | None = None  # made on the first low-precision call
+        self._cross_kv_layout: tuple[int, int, int] | None = None  # read off the model on first use
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -221,6 +222,11 @@ class QueryLikelihoodModel:
         kv = torch.stack([torch.stack([layer.keys, layer.values], 2) for layer in layers], 2)
         return kv.permute(0, 4, 2, 3, 1, 5).reshape(states.shape[0], states.shape[1], -1).float().cpu()
 
+    def _kv_layout(self) -> tuple[int, int, int]:
+        if self._cross_kv_layout is None:
+            self._cross_kv_layout = self.cross_kv_layout()
+        return self._cross_kv_layout
+
     def cross_kv_layout(self) -> tuple[int, int, int]:
         """(decoder layers, heads, head dim) of the cross-attention, read off one probe run."""
         probe = torch.zeros((1, 2, self.hidden_size))
@@ -244,7 +250,7 @@ class QueryLikelihoodModel:
     def _kv_split(self, kv: torch.Tensor) -> torch.Tensor:
         """A padded batch of stored keys/values (``B x L x features``) in the layout attention reads:
         ``layers x 2 x B x heads x L x head_dim``, contiguous, in the compute dtype (one copy)."""
-        layers, heads, head_dim = self._kv_layout
+        layers, heads, head_dim = self._kv_layout()
         batch, length = kv.shape[:2]
         return (kv.to(self.device, self._compute_dtype()).view(batch, length, layers, 2, heads, head_dim)
                 .permute(2, 3, 0, 4, 1, 5).contiguous())
@@ -252,7 +258,7 @@ class QueryLikelihoodModel:
     def _kv_split_documents(self, documents: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """``_kv_split`` of per-document matrices as a store hands them back, without padding them
         first: each document is copied once, straight into place. Returns the split and its mask."""
-        layers, heads, head_dim = self._kv_layout
+        layers, heads, head_dim = self._kv_layout()
         length = max(d.shape[0] for d in documents)
         split = torch.zeros((layers, 2, len(documents), heads, length, head_dim), dtype=self._compute_dtype())
         mask = torch.zeros((len(documents), length), dtype=torch.long)
@@ -289,7 +295,7 @@ class QueryLikelihoodModel:
         dtype = PRECISIONS[self.precision]
         if dtype is None:
             return nullcontext()
-        if getattr(self, "_weights_copy", None) is None:
+        if self._weights_copy is None:
             self._weights_copy = ComputeWeights(self.model, dtype)
         return self._weights_copy.applied()
 
@@ -316,8 +322,6 @@ class QueryLikelihoodModel:
         dtype = next(self.model.parameters()).dtype
         extra = {"use_cache": False}
         if cross_kv:
-            if not hasattr(self, "_kv_layout"):
-                self._kv_layout = self.cross_kv_layout()
             split = states if states.dim() == 6 else self._kv_split(states)
             extra = {"use_cache": True, self._cache_argument(): self._cache_from_split(split)}
             # the encoder output only tells the decoder the batch and length: keys/values come from the cache
@@ -345,8 +349,6 @@ class QueryLikelihoodModel:
         (encoder states, or cross-attention keys/values for ``cross_kv``); batching is the caller's."""
         labels = pad_labels([label_ids] * len(documents))
         if cross_kv:
-            if not hasattr(self, "_kv_layout"):
-                self._kv_layout = self.cross_kv_layout()
             split, mask = self._kv_split_documents(documents)
             return self.score_states(labels, split, mask, cross_kv=True)
         states, mask = pad_states(documents)
