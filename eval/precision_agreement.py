@@ -1,7 +1,7 @@
 """Does a faster decoder path rank like the fp32 reference? Kendall tau per query and nDCG@10.
 
     python eval/precision_agreement.py --model MODEL --store STORE --topics TOPICS --run RUN --qrels QRELS \
-        [--precision bf16] [--depth 100] [--json OUT.json]
+        [--precision bf16] [--head-precision compute|fp32] [--depth 100] [--json OUT.json]
 
 Scores each query's top-``depth`` candidates twice, fp32 and ``--precision``, from the same store.
 """
@@ -34,13 +34,14 @@ def main() -> None:
     for name in ("--model", "--store", "--topics", "--run", "--qrels"):
         ap.add_argument(name, required=True)
     ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--head-precision", default="compute", help="fp32: the vocabulary projection stays fp32")
     ap.add_argument("--depth", type=int, default=100)
     ap.add_argument("--relevance-level", type=int, default=2)
     ap.add_argument("--json")
     args = ap.parse_args()
     store, topics, run = EncoderStateStore(args.store), read_topics(args.topics), read_run(args.run)
-    rerankers = {p: DecoderReranker(QueryLikelihoodModel.from_pretrained(args.model, precision=p), store)
-                 for p in ("fp32", args.precision)}
+    rerankers = {p: DecoderReranker(QueryLikelihoodModel.from_pretrained(args.model, precision=p, head_precision=h), store)
+                 for p, h in (("fp32", "compute"), (args.precision, args.head_precision))}
     taus, runs, seconds = [], {p: {} for p in rerankers}, {p: [] for p in rerankers}
     for qid, hits in run.items():
         scores = {}
@@ -53,7 +54,7 @@ def main() -> None:
     qrels = read_qrels(args.qrels)
     ndcg = {p: evaluate_run(qrels, r, ["ndcg_cut.10"], args.relevance_level).means["ndcg_cut.10"] for p, r in runs.items()}
     report = {
-        "precision": args.precision, "queries": len(taus), "kendall_tau_min": round(min(taus), 4),
+        "precision": args.precision, "head_precision": args.head_precision, "queries": len(taus), "kendall_tau_min": round(min(taus), 4),
         "kendall_tau_median": round(statistics.median(taus), 4),
         "ndcg_cut_10": {p: round(v, 4) for p, v in ndcg.items()},
         "ndcg_difference": round(abs(ndcg["fp32"] - ndcg[args.precision]), 4),

@@ -99,6 +99,8 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--skip-missing", is_flag=True, help="Drop candidates the store lacks instead of failing.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Compute precision of the model's matrix products (log-softmax stays fp32).")
+@click.option("--head-precision", type=click.Choice(["compute", "fp32"]), default="compute", show_default=True,
+              help="Decoder method: fp32 keeps the vocabulary projection in fp32 under --precision bf16/fp16 (closer rankings, slower).")
 @click.option("--attention", type=click.Choice(["sdpa", "eager"]), default=None,
               help="Attention kernel [default: the library's, sdpa]; eager was faster for the decoder's short rows on a 2-core CPU.")
 @click.option("--document-prefix", default=None, help="As given to `encode` [default: the model's].")
@@ -106,7 +108,7 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=None)
 def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, tag, skip_missing, precision,
-           attention, document_prefix, query_prefix, device, threads) -> None:
+           head_precision, attention, document_prefix, query_prefix, device, threads) -> None:
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
     _quiet_transformers()
     _query_time(threads)
@@ -119,7 +121,7 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
     run = read_run(run_path)
     reranker = build_reranker(method, model=model, store=store, corpus=corpus, run=run, depth=depth, device=device,
                               batch_size=batch_size, skip_missing=skip_missing, alpha=alpha, precision=precision, attention=attention,
-                              document_prefix=document_prefix, query_prefix=query_prefix)
+                              document_prefix=document_prefix, query_prefix=query_prefix, head_precision=head_precision)
     rerank_run(reranker, queries, run, output, depth=depth, tag=tag, topics_name=topics)
 
 

@@ -105,3 +105,24 @@ def test_unknown_attention_is_one_clear_error(tiny_models):
 
     with pytest.raises(DecrankError, match="unknown attention 'flash'"):
         QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")), attention="flash")
+
+
+@pytest.mark.parametrize("family", ["t5", "bert2bert"])
+def test_fp32_head_under_bf16_is_closer_to_fp32(family, tiny_models, docs):
+    """``head_precision="fp32"`` keeps the vocabulary projection out of the bf16 copies and out of
+    autocast; the rest runs in bf16, so the scores sit between bf16's and fp32's."""
+    path = str(tiny_models(family))
+    texts = list(docs.values())[:8]
+    scores, models = {}, {}
+    for name, precision, head in (("fp32", "fp32", "compute"), ("bf16", "bf16", "compute"), ("mixed", "bf16", "fp32")):
+        models[name] = QueryLikelihoodModel.from_pretrained(path, precision=precision, head_precision=head)
+        states, mask = pad_states(models[name].encode(texts))
+        scores[name] = models[name].score_states(pad_labels([models[name].query_labels(QUERY)] * len(texts)), states, mask)
+    def cast(name):
+        head = models[name].model.get_output_embeddings()
+        return any(m is head for m, _ in models[name]._weights_copy.copies)
+
+    assert cast("bf16") and not cast("mixed")
+    error = {k: (scores[k] - scores["fp32"]).abs().max().item() for k in ("bf16", "mixed")}
+    assert error["mixed"] < error["bf16"]
+    assert error["mixed"] < 0.5  # the bf16 codec's stated tolerance, tests/test_exactness.py

@@ -17,6 +17,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+# precisions of the vocabulary projection: the compute precision's, or fp32 whatever it is
+HEAD_PRECISIONS = ("compute", "fp32")
 # attention kernels a user may pick; None keeps the library's default (sdpa)
 ATTENTIONS = ("sdpa", "eager")
 # rows of (batch x tokens) projected onto the vocabulary at a time: their fp32 logits stay in cache
@@ -31,10 +33,11 @@ class ComputeWeights:
     new one after changing the weights.
     """
 
-    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+    def __init__(self, model: nn.Module, dtype: torch.dtype, keep: tuple[nn.Module, ...] = ()) -> None:
         self.dtype = dtype
         self.copies = [(m, nn.Parameter(m.weight.detach().to(dtype), requires_grad=False))
-                       for m in model.modules() if isinstance(m, nn.Linear) and m.weight.dtype != dtype]
+                       for m in model.modules()
+                       if isinstance(m, nn.Linear) and m.weight.dtype != dtype and all(m is not k for k in keep)]
 
     @contextmanager
     def applied(self) -> Iterator[None]:

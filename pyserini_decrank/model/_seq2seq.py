@@ -20,7 +20,7 @@ import torch
 
 from ..errors import DecrankError
 from ._config import ScoringConfig
-from ._fast import ComputeWeights, head_input, output_bias, set_attention, vocab_log_probs
+from ._fast import HEAD_PRECISIONS, ComputeWeights, head_input, output_bias, set_attention, vocab_log_probs
 
 # compute precision of the decoder's matrix products; the log-softmax is fp32 whatever this is
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -70,9 +70,14 @@ class QueryLikelihoodModel:
         device: str = "cpu",
         precision: str = "fp32",
         attention: str | None = None,
+        head_precision: str = "compute",
     ) -> None:
         if precision not in PRECISIONS:
             raise DecrankError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+        if head_precision not in HEAD_PRECISIONS:
+            raise DecrankError(f"unknown head precision {head_precision!r}; known: {', '.join(HEAD_PRECISIONS)}")
+        # fp32 for the vocabulary projection under bf16: its logits rounded to bf16 are what moves rankings most
+        self.head_precision = head_precision
         self.model = model.eval().to(device)
         set_attention(self.model, attention)
         self.precision = precision
@@ -105,6 +110,7 @@ class QueryLikelihoodModel:
         device: str = "cpu",
         precision: str = "fp32",
         attention: str | None = None,
+        head_precision: str = "compute",
         **config_overrides,
     ) -> "QueryLikelihoodModel":
         path = resolve_model(name_or_path)
@@ -115,7 +121,7 @@ class QueryLikelihoodModel:
             if value is not None:
                 setattr(config, key, value)
         return cls(model, tokenizer, config, name_or_path=name_or_path, revision=revision, device=device,
-                   precision=precision, attention=attention)
+                   precision=precision, attention=attention, head_precision=head_precision)
 
     def save_pretrained(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -296,7 +302,8 @@ class QueryLikelihoodModel:
         if dtype is None:
             return nullcontext()
         if self._weights_copy is None:
-            self._weights_copy = ComputeWeights(self.model, dtype)
+            keep = (self.model.get_output_embeddings(),) if self.head_precision == "fp32" else ()
+            self._weights_copy = ComputeWeights(self.model, dtype, keep=keep)
         return self._weights_copy.applied()
 
     def token_log_probs(
@@ -338,8 +345,14 @@ class QueryLikelihoodModel:
         if extra_token_ids:
             wanted = torch.as_tensor(list(extra_token_ids), device=self.device)
             columns = torch.cat([columns, wanted.expand(*targets.shape, len(wanted))], -1)
-        head_module = head["head"]
-        log_probs = vocab_log_probs(head["hidden"], head_module.weight, output_bias(self.model, head_module), columns)
+        head_module, hidden = head["head"], head["hidden"]
+        bias = output_bias(self.model, head_module)
+        if self.head_precision == "fp32":
+            with torch.autocast(self.device.type, enabled=False):
+                log_probs = vocab_log_probs(hidden.float(), head_module.weight.float(),
+                                            None if bias is None else bias.float(), columns)
+        else:
+            log_probs = vocab_log_probs(hidden, head_module.weight, bias, columns)
         return log_probs[..., 0] * label_mask.to(self.device), log_probs[..., 1:]
 
     @torch.inference_mode()
