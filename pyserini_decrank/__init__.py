@@ -5,6 +5,7 @@ for the corpus (``EncoderStateStore``); at query time the decoder alone scores t
 (``DecoderReranker``).
 """
 
+from ._malloc import retain_freed_memory
 from .errors import DecrankError
 from .io import Hit, read_corpus, read_qrels, read_run, read_topics
 from .model import QueryLikelihoodModel, ScoringConfig
@@ -28,4 +29,5 @@ __all__ = [
     "read_qrels",
     "read_run",
     "read_topics",
+    "retain_freed_memory",
 ]

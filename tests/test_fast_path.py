@@ -7,7 +7,7 @@ import torch
 
 from conftest import FAMILIES
 from pyserini_decrank import QueryLikelihoodModel
-from pyserini_decrank._malloc import retain_freed_memory
+from pyserini_decrank import retain_freed_memory
 from pyserini_decrank.model._fast import ComputeWeights, vocab_log_probs
 from pyserini_decrank.model._seq2seq import pad_labels, pad_states
 
