@@ -84,9 +84,11 @@ def test_keys_values_assembled_in_place_equal_padded_ones(family, tiny_models, d
 
 
 def test_retain_freed_memory_is_safe_to_call_twice():
+    import sys
+
     first, second = retain_freed_memory(), retain_freed_memory()
     assert first == second
-    assert isinstance(first, bool)
+    assert first is sys.platform.startswith("linux")  # glibc takes the setting; elsewhere a no-op
 
 
 @pytest.mark.parametrize("family", ["t5", "bert2bert"])

@@ -7,6 +7,7 @@
 * ``head_input``: catches what goes into the vocabulary projection and hands the model a zero-cost
   stand-in for its logits, so that ``vocab_log_probs`` can do the projection in row blocks, fp32
   log-softmax included, without ever holding ``batch x tokens x vocabulary`` fp32 logits.
+* ``set_attention``: the attention kernel, a user's choice (``--attention``).
 """
 
 from __future__ import annotations

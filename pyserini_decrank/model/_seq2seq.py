@@ -100,6 +100,7 @@ class QueryLikelihoodModel:
         self._fingerprint: dict | None = None
         self._weights_copy: ComputeWeights | None = None  # made on the first low-precision call
         self._cross_kv_layout: tuple[int, int, int] | None = None  # read off the model on first use
+        self._label_ids: tuple[tuple[str, str], tuple[int, int]] | None = None
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -208,8 +209,11 @@ class QueryLikelihoodModel:
         return ids
 
     def label_token_ids(self) -> tuple[int, int]:
-        return (word_token_id(self.tokenizer, self.config.relevance_token),
-                word_token_id(self.tokenizer, self.config.irrelevance_token))
+        """Ids of the relevance token and its opposite; tokenised once per pair of words, not per batch."""
+        words = (self.config.relevance_token, self.config.irrelevance_token)
+        if self._label_ids is None or self._label_ids[0] != words:
+            self._label_ids = (words, (word_token_id(self.tokenizer, words[0]), word_token_id(self.tokenizer, words[1])))
+        return self._label_ids[1]
 
     # ------------------------------------------------------------------ cross-attention keys/values
     @torch.inference_mode()
