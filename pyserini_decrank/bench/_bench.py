@@ -125,26 +125,42 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
-def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_tokens: int, precision: str,
-              queries: int = 5, batch_size: int = 100, with_biencoder: bool = False,
-              content: str = "encoder-states") -> BenchResult:
+@dataclass
+class Candidates:
+    """The same random candidates for both paths: what each would be handed for one query."""
+
+    cross_ids: torch.Tensor  # (depth, query + document + template tokens), the cross path's input
+    documents: list[torch.Tensor]  # one stored matrix per document, as a store of the run's codec hands it back
+    label_ids: list[int]  # the query's tokens and end-of-sequence token
+    cross_kv: bool  # whether ``documents`` hold cross-attention keys/values rather than encoder states
+
+
+def make_candidates(qlm: QueryLikelihoodModel, depth: int, doc_tokens: int, query_tokens: int,
+                    content: str = "encoder-states") -> Candidates:
     torch.manual_seed(1)
-    vocab = model.config.vocab_size if hasattr(model.config, "vocab_size") and model.config.vocab_size else 30522
-    vocab = getattr(getattr(model.config, "decoder", None), "vocab_size", vocab)
-    qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=shape, precision=precision)
-    cross = CrossAttentionReranker(model, tokenizer, precision=precision)
-    cross_len = query_tokens + doc_tokens + TEMPLATE_TOKENS
-    # the same candidates for both paths: document token ids, their stored states, a query
+    config = qlm.model.config
+    vocab = getattr(config, "vocab_size", None) or 30522
+    vocab = getattr(getattr(config, "decoder", None), "vocab_size", vocab)
     doc_ids = torch.randint(10, vocab, (depth, doc_tokens))
-    cross_ids = torch.randint(10, vocab, (depth, cross_len))
+    cross_ids = torch.randint(10, vocab, (depth, query_tokens + doc_tokens + TEMPLATE_TOKENS))
     with torch.inference_mode():
         states = torch.cat([qlm.encoder(input_ids=doc_ids[i : i + 50]).last_hidden_state for i in range(0, depth, 50)])
-    store_dtype = PRECISIONS[precision] or torch.float32
     cross_kv = content == "cross-kv"
     if cross_kv:
         states = qlm.cross_keys_values(states, torch.ones(states.shape[:2], dtype=torch.long))
-    documents = list(states.to(store_dtype).unbind(0))  # one matrix per document, as a store of that codec hands them back
-    label_ids = torch.randint(10, vocab, (query_tokens + 1,)).tolist()
+    store_dtype = PRECISIONS[qlm.precision] or torch.float32
+    return Candidates(cross_ids=cross_ids, documents=list(states.to(store_dtype).unbind(0)),
+                      label_ids=torch.randint(10, vocab, (query_tokens + 1,)).tolist(), cross_kv=cross_kv)
+
+
+def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_tokens: int, precision: str,
+              queries: int = 5, batch_size: int = 100, with_biencoder: bool = False,
+              content: str = "encoder-states") -> BenchResult:
+    qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=shape, precision=precision)
+    cross = CrossAttentionReranker(model, tokenizer, precision=precision)
+    candidates = make_candidates(qlm, depth, doc_tokens, query_tokens, content)
+    cross_ids, documents, label_ids = candidates.cross_ids, candidates.documents, candidates.label_ids
+    cross_kv = candidates.cross_kv
 
     def run_cross(_: int) -> None:
         for i in range(0, depth, batch_size):
