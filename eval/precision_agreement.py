@@ -1,9 +1,12 @@
 """Does a faster decoder path rank like the fp32 reference? Kendall tau per query and nDCG@10.
 
     python eval/precision_agreement.py --model MODEL --store STORE --topics TOPICS --run RUN --qrels QRELS \
-        [--precision bf16] [--head-precision compute|fp32] [--depth 100] [--json OUT.json]
+        [--precision bf16] [--head-precision compute|fp32] [--reference-store STORE] [--depth 100] [--json OUT.json]
 
-Scores each query's top-``depth`` candidates twice, fp32 and ``--precision``, from the same store.
+Scores each query's top-``depth`` candidates twice: fp32 from ``--reference-store`` (default: ``--store``), and
+``--precision`` from ``--store``. With an encoder-state store as the reference and a keys/values store
+(``decrank encode --cross-kv``) as ``--store``, it measures the fast path end to end: the stored keys/values'
+rounding and the lower precision together.
 """
 
 from __future__ import annotations
@@ -29,18 +32,24 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
     return float((concordant - discordant) / denom) if denom else 1.0
 
 
+def content(store: EncoderStateStore) -> str:
+    return store.manifest.model.get("content", "encoder-states")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     for name in ("--model", "--store", "--topics", "--run", "--qrels"):
         ap.add_argument(name, required=True)
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--head-precision", default="compute", help="fp32: the vocabulary projection stays fp32")
+    ap.add_argument("--reference-store", help="the fp32 reference reads this store [default: --store]")
     ap.add_argument("--depth", type=int, default=100)
     ap.add_argument("--relevance-level", type=int, default=2)
     ap.add_argument("--json")
     args = ap.parse_args()
-    store, topics, run = EncoderStateStore(args.store), read_topics(args.topics), read_run(args.run)
-    rerankers = {p: DecoderReranker(QueryLikelihoodModel.from_pretrained(args.model, precision=p, head_precision=h), store)
+    topics, run = read_topics(args.topics), read_run(args.run)
+    stores = {"fp32": EncoderStateStore(args.reference_store or args.store), args.precision: EncoderStateStore(args.store)}
+    rerankers = {p: DecoderReranker(QueryLikelihoodModel.from_pretrained(args.model, precision=p, head_precision=h), stores[p])
                  for p, h in (("fp32", "compute"), (args.precision, args.head_precision))}
     taus, runs, seconds = [], {p: {} for p in rerankers}, {p: [] for p in rerankers}
     for qid, hits in run.items():
@@ -54,7 +63,8 @@ def main() -> None:
     qrels = read_qrels(args.qrels)
     ndcg = {p: evaluate_run(qrels, r, ["ndcg_cut.10"], args.relevance_level).means["ndcg_cut.10"] for p, r in runs.items()}
     report = {
-        "precision": args.precision, "head_precision": args.head_precision, "queries": len(taus), "kendall_tau_min": round(min(taus), 4),
+        "precision": args.precision, "head_precision": args.head_precision,
+        "content": content(stores[args.precision]), "reference_content": content(stores["fp32"]), "queries": len(taus), "kendall_tau_min": round(min(taus), 4),
         "kendall_tau_median": round(statistics.median(taus), 4),
         "ndcg_cut_10": {p: round(v, 4) for p, v in ndcg.items()},
         "ndcg_difference": round(abs(ndcg["fp32"] - ndcg[args.precision]), 4),
