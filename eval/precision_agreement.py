@@ -64,7 +64,8 @@ def main() -> None:
     ndcg = {p: evaluate_run(qrels, r, ["ndcg_cut.10"], args.relevance_level).means["ndcg_cut.10"] for p, r in runs.items()}
     report = {
         "precision": args.precision, "head_precision": args.head_precision,
-        "content": content(stores[args.precision]), "reference_content": content(stores["fp32"]), "queries": len(taus), "kendall_tau_min": round(min(taus), 4),
+        "content": content(stores[args.precision]), "reference_content": content(stores["fp32"]),
+        "queries": len(taus), "kendall_tau_min": round(min(taus), 4),
         "kendall_tau_median": round(statistics.median(taus), 4),
         "ndcg_cut_10": {p: round(v, 4) for p, v in ndcg.items()},
         "ndcg_difference": round(abs(ndcg["fp32"] - ndcg[args.precision]), 4),
