@@ -51,7 +51,7 @@ def main() -> None:
     stores = {"fp32": EncoderStateStore(args.reference_store or args.store), args.precision: EncoderStateStore(args.store)}
     rerankers = {p: DecoderReranker(QueryLikelihoodModel.from_pretrained(args.model, precision=p, head_precision=h), stores[p])
                  for p, h in (("fp32", "compute"), (args.precision, args.head_precision))}
-    taus, runs, seconds = [], {p: {} for p in rerankers}, {p: [] for p in rerankers}
+    taus, qids, runs, seconds = [], [], {p: {} for p in rerankers}, {p: [] for p in rerankers}
     for qid, hits in run.items():
         scores = {}
         for p, reranker in rerankers.items():
@@ -60,6 +60,7 @@ def main() -> None:
             seconds[p].append(time.perf_counter() - start)
             runs[p][qid] = reranker.rerank(topics[qid], hits, k=args.depth)
         taus.append(kendall_tau(scores["fp32"], scores[args.precision]))
+        qids.append(qid)
     qrels = read_qrels(args.qrels)
     ndcg = {p: evaluate_run(qrels, r, ["ndcg_cut.10"], args.relevance_level).means["ndcg_cut.10"] for p, r in runs.items()}
     report = {
@@ -67,11 +68,13 @@ def main() -> None:
         "content": content(stores[args.precision]), "reference_content": content(stores["fp32"]),
         "queries": len(taus), "kendall_tau_min": round(min(taus), 4),
         "kendall_tau_median": round(statistics.median(taus), 4),
+        "queries_below_0.99": sum(t < 0.99 for t in taus),
         "ndcg_cut_10": {p: round(v, 4) for p, v in ndcg.items()},
         "ndcg_difference": round(abs(ndcg["fp32"] - ndcg[args.precision]), 4),
         "median_ms_per_query": {p: round(statistics.median(s) * 1e3, 1) for p, s in seconds.items()},
     }
-    print(json.dumps(report, indent=2))
+    report["kendall_tau_per_query"] = {q: round(t, 4) for q, t in zip(qids, taus)}
+    print(json.dumps({k: v for k, v in report.items() if k != "kendall_tau_per_query"}, indent=2))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
