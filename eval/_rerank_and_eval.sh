@@ -1,15 +1,13 @@
-# Shared tail of the per-collection scripts (sourced): encode, re-rank BM25 in three ways, evaluate.
+# Shared tail of the per-collection scripts (sourced): encode, re-rank BM25, evaluate.
 # Expects: MODEL OUT CORPUS TOPICS QRELS BM25_RUN LEVEL (trec_eval -l for binary measures) NAME.
 set -euo pipefail
 ALPHA=${ALPHA:-0.5}
 DEPTH=${DEPTH:-100}
 echo "== $NAME: encode $CORPUS with $MODEL" >&2
 decrank encode --model "$MODEL" --corpus "$CORPUS" --store "$OUT/store"
-echo "== $NAME: re-rank the BM25 top-$DEPTH" >&2
+echo "== $NAME: re-rank the BM25 top-$DEPTH (alone, and interpolated with BM25 at alpha $ALPHA from the same scores)" >&2
 decrank rerank --model "$MODEL" --store "$OUT/store" --topics "$TOPICS" --run "$BM25_RUN" \
-  --depth "$DEPTH" --output "$OUT/run.decrank.txt" --tag decrank
-decrank rerank --model "$MODEL" --store "$OUT/store" --topics "$TOPICS" --run "$BM25_RUN" \
-  --depth "$DEPTH" --alpha "$ALPHA" --output "$OUT/run.decrank-bm25.txt" --tag decrank-bm25
+  --depth "$DEPTH" --output "$OUT/run.decrank.txt" --tag decrank --interpolated "$ALPHA" "$OUT/run.decrank-bm25.txt"
 if [ "${BIENCODER:-1}" = 1 ]; then
   decrank rerank --method biencoder --corpus "$CORPUS" --topics "$TOPICS" --run "$BM25_RUN" \
     --depth "$DEPTH" --output "$OUT/run.biencoder.txt" --tag minilm-biencoder

@@ -4,7 +4,7 @@
         [--alphas 0,0.1,...,1] [--relevance-level 2] [--depth 100] [--markdown OUT.md]
 
 Each reranked run must hold its method's own scores for the first stage's top ``depth`` (what `decrank rerank`
-writes without ``--alpha``). The interpolation is the re-ranker's own (``rerank_by_scores``: min-max per query,
+writes without ``--alpha``). The interpolation is the re-ranker's own (``interpolate`` and ``order_hits``: min-max per query,
 ``alpha`` on the first stage), so a row here is what `--alpha` would have written. It is a diagnostic: an alpha
 picked on a test collection's qrels is tuned on that test set.
 """
@@ -12,40 +12,34 @@ picked on a test collection's qrels is tuned on that test set.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pyserini_decrank.evaluate import evaluate_run
 from pyserini_decrank.io import read_qrels, read_run
-from pyserini_decrank.rerank._base import rerank_by_scores
+from pyserini_decrank.rerank import interpolate, order_hits
 
 
-@dataclass
-class StoredScores:
-    """A scorer that answers from a run file's scores, so that ``rerank_by_scores`` interpolates them."""
-
-    scores: dict[str, dict[str, float]]
-    alpha: float | None
-    skip_missing: bool = False
-
-    def score(self, query: str, docids: list[str], qid: str | None = None) -> np.ndarray:
-        ranked = self.scores[qid]
-        missing = [d for d in docids if d not in ranked]
+def _interpolated_run(first_stage, scores, alpha: float, depth: int) -> dict:
+    run = {}
+    for qid, hits in first_stage.items():
+        if qid not in scores:
+            continue
+        head, tail = hits[:depth], hits[depth:]
+        missing = [h.docid for h in head if h.docid not in scores[qid]]
         if missing:
             raise SystemExit(f"error: the reranked run has no score for {missing[0]} of query {qid}")
-        return np.array([ranked[d] for d in docids], dtype=np.float64)
+        own = np.array([scores[qid][h.docid] for h in head], dtype=np.float64)
+        first = np.array([h.score for h in head], dtype=np.float64)
+        run[qid] = order_hits(head, interpolate(first, own, alpha), tail)
+    return run
 
 
 def sweep(qrels, first_stage, reranked, alphas: list[float], depth: int, level: int) -> list[float]:
     scores = {qid: {str(h.docid): float(h.score) for h in hits} for qid, hits in reranked.items()}
-    out = []
-    for alpha in alphas:
-        scorer = StoredScores(scores, alpha)
-        run = {qid: rerank_by_scores(scorer, "", hits, depth, qid) for qid, hits in first_stage.items() if qid in scores}
-        out.append(evaluate_run(qrels, run, ["ndcg_cut.10"], level).means["ndcg_cut.10"])
-    return out
+    return [evaluate_run(qrels, _interpolated_run(first_stage, scores, alpha, depth), ["ndcg_cut.10"], level).means["ndcg_cut.10"]
+            for alpha in alphas]
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ from torch.profiler import ProfilerActivity, profile
 from pyserini_decrank import retain_freed_memory
 from pyserini_decrank.bench import load_bench_model, make_candidates
 from pyserini_decrank.model import QueryLikelihoodModel, ScoringConfig
-from pyserini_decrank.model._fast import set_attention
-from pyserini_decrank.rerank._cross import CrossAttentionReranker
+from pyserini_decrank.model import set_attention
+from pyserini_decrank.rerank import CrossAttentionReranker
 
 MATRIX_PRODUCTS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from .errors import DecrankError
-
-DEFAULT_MODEL = "decrank-minilm"
+from .model import DEFAULT_MODEL
 
 
 class _Group(click.Group):
@@ -19,7 +18,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except DecrankError as exc:
-            click.echo(f"decrank: error: {exc}", err=True)
+            click.echo(f"decrank: error: {exc.cli_message}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("decrank: interrupted; what was written so far is kept", err=True)
@@ -95,6 +94,8 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--depth", type=int, default=100, show_default=True, help="Candidates re-ranked per query; the rest follow in first-stage order.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--alpha", type=float, default=None, help="Weight of the first-stage score, interpolated after min-max normalising both per query.")
+@click.option("--interpolated", nargs=2, type=(float, click.Path(dir_okay=False)), multiple=True, metavar="ALPHA PATH",
+              help="Also write the run at this --alpha to PATH, from the same scores (the model runs once); repeatable.")
 @click.option("--tag", default="decrank", show_default=True)
 @click.option("--skip-missing", is_flag=True, help="Drop candidates the store lacks instead of failing.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
@@ -107,30 +108,38 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--query-prefix", default=None, help="Text put before every query [default: the model's].")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=None)
-def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, tag, skip_missing, precision,
-           head_precision, attention, document_prefix, query_prefix, device, threads) -> None:
+def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, interpolated, tag, skip_missing,
+           precision, head_precision, attention, document_prefix, query_prefix, device, threads) -> None:
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
     _quiet_transformers()
     _query_time(threads)
     from .io import read_run, read_topics
-    from .rerank._cli import build_reranker, rerank_run
+    from .rerank import load_reranker
 
-    if alpha is not None and not 0.0 <= alpha <= 1.0:
-        raise DecrankError(f"--alpha must lie in [0, 1], not {alpha}")
+    for name, value in [("--alpha", alpha), *(("--interpolated", a) for a, _ in interpolated)]:
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise DecrankError(f"{name} must lie in [0, 1], not {value}")
+    if depth < 1:
+        raise DecrankError(f"--depth must be at least 1, not {depth}")
+    if batch_size < 1:
+        raise DecrankError(f"--batch-size must be at least 1, not {batch_size}")
     queries = read_topics(topics)
     run = read_run(run_path)
-    reranker = build_reranker(method, model=model, store=store, corpus=corpus, run=run, depth=depth, device=device,
-                              batch_size=batch_size, skip_missing=skip_missing, alpha=alpha, precision=precision, attention=attention,
-                              document_prefix=document_prefix, query_prefix=query_prefix, head_precision=head_precision)
-    rerank_run(reranker, queries, run, output, depth=depth, tag=tag, topics_name=topics)
+    reranker = load_reranker(method, model=model, store=store, corpus=corpus,
+                             docids={h.docid for hits in run.values() for h in hits[:depth]}, batch_size=batch_size,
+                             alpha=alpha, skip_missing=skip_missing, device=device, precision=precision,
+                             attention=attention, document_prefix=document_prefix, query_prefix=query_prefix,
+                             head_precision=head_precision)
+    reranker.write_run(queries, run, output, depth=depth, tag=tag, interpolated=dict(interpolated), topics_name=topics)
 
 
 @main.command(name="eval")
 @click.option("--qrels", required=True, help="Qrels file (TREC or BEIR TSV) or Pyserini qrels name.")
 @click.option("-m", "--measure", "measures", multiple=True, help="trec_eval measure (repeatable) [default: ndcg_cut.10, recip_rank.10, recall.100].")
 @click.option("-l", "--relevance-level", type=int, default=1, show_default=True, help="Lowest grade counted relevant by binary measures (trec_eval -l).")
+@click.option("-c", "--complete", is_flag=True, help="Average over every judged query; one the run lacks counts 0 (trec_eval -c).")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def evaluate(qrels, measures, relevance_level, runs) -> None:
+def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
     """trec_eval measures of RUNS side by side, one table row per run."""
     from .evaluate import DEFAULT_MEASURES, evaluate_run, format_table
     from .io import read_qrels, read_run
@@ -140,7 +149,8 @@ def evaluate(qrels, measures, relevance_level, runs) -> None:
     names = [Path(r).name for r in runs]
     if len(set(names)) < len(names):  # same file name in several folders: show the folders too
         names = [str(Path(r)) for r in runs]
-    rows = [evaluate_run(judged, read_run(r), measures, relevance_level, name=n) for r, n in zip(runs, names)]
+    rows = [evaluate_run(judged, read_run(r), measures, relevance_level, name=n, complete=complete)
+            for r, n in zip(runs, names)]
     click.echo(format_table(rows, measures))
 
 
@@ -202,8 +212,8 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
     from itertools import product
 
     from .bench import bench_one, load_bench_model, plot, save_json
-    from .evaluate._trec_eval import format_rows
-    from .model._fast import set_attention
+    from .evaluate import format_rows
+    from .model import set_attention
 
     results = []
     for shape in shapes:

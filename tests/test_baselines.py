@@ -27,7 +27,7 @@ def test_cross_attention_scores_true_against_false(tiny_models, docs):
     assert np.ptp(scores) > 0
     out = reranker.rerank(QUERY, [Hit(d, 0.0) for d in ids])
     assert [h.docid for h in out] == [ids[i] for i in np.argsort(-scores, kind="stable")]
-    with pytest.raises(DecrankError, match="no text for docid"):
+    with pytest.raises(DecrankError, match="no entry for docid"):
         reranker.score(QUERY, ["unknown"])
 
 

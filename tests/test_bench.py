@@ -3,9 +3,12 @@ against a peak measured in the same run, JSON and a PNG plot. (Timings themselve
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from pyserini_decrank.cli import main
+
+pytestmark = pytest.mark.slow  # the bench: `pytest -m 'not slow'` leaves it out
 
 
 def test_bench_writes_json_and_plot(tiny_models, tmp_path):

@@ -58,6 +58,26 @@ def test_rerank_writes_a_sorted_trec_run(setup):
     assert [p[2] for p in q1[5:]] == bm25[5:]  # below --depth: first-stage order
 
 
+def test_interpolated_outputs_come_from_the_same_scores_as_separate_runs(setup):
+    root, model = setup
+    code, _, err = run_cli(*rerank_args(root, model, **{"--output": root / "plain.txt"}), "--interpolated", "0.5",
+                           root / "mixed.txt", "--interpolated", "0.2", root / "mixed2.txt")
+    assert code == 0, err
+    for alpha, name in (("0.5", "mixed.txt"), ("0.2", "mixed2.txt")):
+        code, _, err = run_cli(*rerank_args(root, model, **{"--output": root / "alone.txt", "--alpha": alpha}))
+        assert code == 0, err
+        ranked = lambda path: [line.split()[:3] for line in path.read_text().splitlines()]
+        assert ranked(root / name) == ranked(root / "alone.txt")
+    code, _, err = run_cli(*rerank_args(root, model, **{"--output": root / "alone.txt"}))
+    assert (root / "plain.txt").read_text() == (root / "alone.txt").read_text()
+
+
+@pytest.mark.parametrize("option, value", [("--depth", "0"), ("--batch-size", "-3"), ("--alpha", "1.5")])
+def test_bad_numbers_are_refused_by_flag_name(setup, option, value):
+    root, model = setup
+    assert_one_line_error(*run_cli(*rerank_args(root, model, **{option: value}))[::2], option)
+
+
 def test_unknown_docid_fails_before_writing_and_keeps_old_output(setup):
     root, model = setup
     bad_run = root / "bad_run.txt"

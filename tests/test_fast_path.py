@@ -8,8 +8,8 @@ import torch
 from conftest import FAMILIES
 from pyserini_decrank import QueryLikelihoodModel
 from pyserini_decrank import retain_freed_memory
-from pyserini_decrank.model._fast import ComputeWeights, vocab_log_probs
-from pyserini_decrank.model._seq2seq import pad_labels, pad_states
+from pyserini_decrank.model import ComputeWeights, vocab_log_probs
+from pyserini_decrank.model import pad_labels, pad_states
 
 QUERY = "magnetic field of the electron"
 
@@ -122,7 +122,7 @@ def test_fp32_head_under_bf16_is_closer_to_fp32(family, tiny_models, docs):
         scores[name] = models[name].score_states(pad_labels([models[name].query_labels(QUERY)] * len(texts)), states, mask)
     def cast(name):
         head = models[name].model.get_output_embeddings()
-        return any(m is head for m, _ in models[name]._weights_copy.copies)
+        return any(m is head for m, _ in models[name].compute._weights.copies)
 
     assert cast("bf16") and not cast("mixed")
     error = {k: (scores[k] - scores["fp32"]).abs().max().item() for k in ("bf16", "mixed")}

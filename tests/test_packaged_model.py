@@ -3,8 +3,8 @@
 import numpy as np
 
 from pyserini_decrank import QueryLikelihoodModel
-from pyserini_decrank.model._seq2seq import pad_labels, pad_states
-from pyserini_decrank.rerank import DEFAULT_MODEL
+from pyserini_decrank.model import pad_labels, pad_states
+from pyserini_decrank.model import DEFAULT_MODEL
 
 
 def test_decrank_minilm_loads_offline_and_prefers_the_relevant_passage(tmp_path, monkeypatch):

@@ -15,6 +15,8 @@ from pyserini_decrank import DecoderReranker, EncoderStateStore, QueryLikelihood
 from pyserini_decrank.evaluate import evaluate_run
 from pyserini_decrank.io import read_qrels, read_run
 
+pytestmark = pytest.mark.slow  # the Java pipeline: `pytest -m 'not slow'` leaves it out
+
 
 def decrank(*args, cwd=None):
     proc = subprocess.run([sys.executable, "-m", "pyserini_decrank", *map(str, args)], capture_output=True, text=True, cwd=cwd)

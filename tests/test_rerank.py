@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 import pytest
 
 from pyserini_decrank import DecoderReranker, DecrankError, EncoderStateStore, Hit, PygaggleReranker, QueryLikelihoodModel
@@ -63,8 +64,9 @@ def test_alpha_interpolates_normalised_scores(reranker, docs):
 
 def test_missing_docid_error_and_skip(reranker, docs):
     hits = [Hit("ghost-1", 3.0), Hit(list(docs)[0], 2.0), Hit("ghost-2", 1.0)]
-    with pytest.raises(DecrankError, match="ghost-1, ghost-2.*query q9.*--skip-missing"):
+    with pytest.raises(DecrankError, match="ghost-1, ghost-2.*query q9.*skip_missing=True") as caught:
         reranker.rerank(QUERY, hits, qid="q9")
+    assert "--skip-missing" in caught.value.cli_message and "--" not in str(caught.value)  # library: arguments
     skipping = DecoderReranker(reranker.model, reranker.store, skip_missing=True)
     assert [h.docid for h in skipping.rerank(QUERY, hits)] == [list(docs)[0]]
 
@@ -85,10 +87,40 @@ def test_batch_rerank_and_batch_size_do_not_change_scores(reranker, docs):
 
 
 def test_pygaggle_shape(reranker, docs):
-    texts = [Text(docs[d], metadata={"docid": d}) for d in list(docs)[:4]]
-    out = PygaggleReranker(reranker).rerank(Query(QUERY), texts)
-    np.testing.assert_allclose([t.score for t in out], reranker.score(QUERY, list(docs)[:4]))
-    assert [t.metadata["docid"] for t in out] == list(docs)[:4] and texts[0].score == 0.0
+    """As pygaggle's ``Reranker``: ``rescore`` keeps the given order, ``rerank`` sorts by score."""
+    ids = list(docs)[:6]
+    texts = [Text(docs[d], metadata={"docid": d}) for d in ids]
+    expected = reranker.score(QUERY, ids)
+    rescored = PygaggleReranker(reranker).rescore(Query(QUERY), texts)
+    np.testing.assert_allclose([t.score for t in rescored], expected)
+    assert [t.metadata["docid"] for t in rescored] == ids and texts[0].score == 0.0
+    ranked = PygaggleReranker(reranker).rerank(Query(QUERY), texts)
+    assert [t.metadata["docid"] for t in ranked] == [ids[i] for i in np.argsort(-expected, kind="stable")]
+    assert [t.score for t in ranked] == sorted((t.score for t in ranked), reverse=True)
+
+
+def test_a_non_finite_score_is_an_error_naming_query_and_docid(tiny_models, docs, reranker):
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    with torch.no_grad():
+        model.model.decoder.final_layer_norm.weight[:] = float("nan")  # the decoder only: the store still fits
+    poisoned = DecoderReranker(model, reranker.store)
+    first = list(docs)[0]
+    with pytest.raises(DecrankError, match=f"non-finite score .* query q7, docid {first}"):
+        poisoned.rerank(QUERY, [Hit(first, 1.0)], qid="q7")
+
+
+def test_fp16_compute_is_refused_for_t5_models(tiny_models):
+    with pytest.raises(DecrankError, match="fp16 compute overflows .* use bf16 or fp32"):
+        QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")), precision="fp16")
+    QueryLikelihoodModel.from_pretrained(str(tiny_models("bart")), precision="fp16")  # not a T5 family
+
+
+def test_one_scoring_pass_gives_every_alpha(reranker, docs):
+    hits = [Hit(d, float(30 - i)) for i, d in enumerate(list(docs)[:12])]
+    plain, mixed = reranker.rerank_alphas(QUERY, hits, [None, 0.4], k=8)
+    assert plain == reranker.rerank(QUERY, hits, k=8)
+    same_batches = DecoderReranker(reranker.model, reranker.store, batch_size=reranker.batch_size, alpha=0.4)
+    assert mixed == same_batches.rerank(QUERY, hits, k=8)
 
 
 def test_evaluate_matches_hand_computed_measures():
@@ -97,6 +129,11 @@ def test_evaluate_matches_hand_computed_measures():
     ev = evaluate_run(qrels, run, ["recip_rank", "recip_rank.1", "recall.100", "ndcg_cut.10", "map"], relevance_level=2)
     assert ev.means["recip_rank"] == pytest.approx(0.5)
     assert ev.means["recip_rank.1"] == 0.0
+    # trec_eval -c: every judged query counts, one the run lacks as 0
+    two = {"q": {"a": 1}, "missing": {"a": 1}}
+    assert evaluate_run(two, {"q": [Hit("a", 1.0)]}, ["ndcg_cut.10"]).means["ndcg_cut.10"] == pytest.approx(1.0)
+    complete = evaluate_run(two, {"q": [Hit("a", 1.0)]}, ["ndcg_cut.10"], complete=True)
+    assert complete.means["ndcg_cut.10"] == pytest.approx(0.5) and complete.num_queries == 2
     assert ev.means["recall.100"] == pytest.approx(1.0)  # only "a" counts at level 2
     ideal = 2 / np.log2(2) + 1 / np.log2(3) + 1 / np.log2(4)  # trec_eval's gains are the grades
     assert ev.means["ndcg_cut.10"] == pytest.approx((2 / np.log2(3) + 1 / np.log2(4)) / ideal, abs=1e-4)

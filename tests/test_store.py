@@ -11,7 +11,7 @@ from pyserini_decrank import DecrankError, EncoderStateStore, QueryLikelihoodMod
 from pyserini_decrank.encode import encode_corpus
 from pyserini_decrank.io import Document
 from pyserini_decrank.store import MissingDocidsError
-from pyserini_decrank.store._docids import build_docid_arrays, DocidTable
+from pyserini_decrank.store import DocidTable, build_docid_arrays
 
 FP = {"model": "m", "encoder_sha256": "e", "tokenizer_sha256": "t", "document_prefix": ""}
 
@@ -147,7 +147,7 @@ def test_encode_resumes_without_reencoding(tiny_models, docs, tmp_path):
 def test_fingerprint_is_stable_across_loads_of_a_warm_started_model(tmp_path):
     """A saved BERT encoder-decoder has no pooler; reloading draws one at random, which must not matter."""
     from pyserini_decrank.model import ScoringConfig
-    from pyserini_decrank.train._minilm import build_minilm_encoder_decoder
+    from pyserini_decrank.model import build_minilm_encoder_decoder
 
     model, tokenizer = build_minilm_encoder_decoder(decoder_layers=1)
     QueryLikelihoodModel(model, tokenizer, ScoringConfig()).save_pretrained(tmp_path)

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from pyserini_decrank import QueryLikelihoodModel
-from pyserini_decrank.model._seq2seq import pad_labels, pad_states
+from pyserini_decrank.model import pad_labels, pad_states
 from pyserini_decrank.train import TrainConfig, Trainer, read_pairs
+
+pytestmark = pytest.mark.slow  # training: `pytest -m 'not slow'` leaves it out
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def weights(path):
 
 @pytest.mark.parametrize("objective", ["mle", "unlikelihood", "rll", "label"])
 def test_objectives_train_and_record_their_score(objective, tiny_models, pairs_file, tmp_path):
-    trainer = Trainer(config(tiny_models, pairs_file, tmp_path / objective, objective=objective, negatives="random"), progress=False)
+    trainer = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / objective, objective=objective, negatives="random"), progress=False)
     with torch.no_grad():
         first = float(trainer.loss(trainer._batch(0)))
     trainer.run()
@@ -53,7 +55,7 @@ def test_objectives_train_and_record_their_score(objective, tiny_models, pairs_f
 
 
 def test_mle_lowers_the_loss_on_its_training_pairs(tiny_models, pairs_file, tmp_path):
-    trainer = Trainer(config(tiny_models, pairs_file, tmp_path, steps=30), progress=False)
+    trainer = Trainer.from_config(config(tiny_models, pairs_file, tmp_path, steps=30), progress=False)
     batch = trainer._batch(0)
     with torch.no_grad():
         before = float(trainer.loss(batch))
@@ -65,21 +67,22 @@ def test_mle_lowers_the_loss_on_its_training_pairs(tiny_models, pairs_file, tmp_
 
 
 def test_same_seed_same_model_and_resume_continues(tiny_models, pairs_file, tmp_path):
-    Trainer(config(tiny_models, pairs_file, tmp_path / "a", objective="rll"), progress=False).run()
-    Trainer(config(tiny_models, pairs_file, tmp_path / "b", objective="rll"), progress=False).run()
+    Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "a", objective="rll"), progress=False).run()
+    Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "b", objective="rll"), progress=False).run()
     torch.testing.assert_close(weights(tmp_path / "a"), weights(tmp_path / "b"))
-    interrupted = Trainer(config(tiny_models, pairs_file, tmp_path / "c", objective="rll", steps=6, max_minutes=0.0), progress=False)
+    interrupted = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "c", objective="rll", steps=6, max_minutes=0.0), progress=False)
     interrupted.run()
     assert interrupted.step == 1  # stopped by the time budget after its first step, checkpoint saved
-    resumed = Trainer(config(tiny_models, pairs_file, tmp_path / "c", objective="rll", steps=6), progress=False)
+    resumed = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "c", objective="rll", steps=6), progress=False)
+    resumed.resume()
     assert resumed.step == 1
     resumed.run()
     torch.testing.assert_close(weights(tmp_path / "a"), weights(tmp_path / "c"))
 
 
 def test_frozen_encoder_from_a_store_matches_encoding_on_the_fly(tiny_models, pairs_file, tmp_path):
-    on_the_fly = Trainer(config(tiny_models, pairs_file, tmp_path / "fly", freeze_encoder=True), progress=False)
-    from_store = Trainer(config(tiny_models, pairs_file, tmp_path / "st", freeze_encoder=True,
+    on_the_fly = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "fly", freeze_encoder=True), progress=False)
+    from_store = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "st", freeze_encoder=True,
                                 encoder_store=str(tmp_path / "store")), progress=False)
     batch = on_the_fly._batch(0)
     with torch.no_grad():
@@ -99,7 +102,7 @@ def test_pairs_from_beir_folder(tmp_path):
 
 
 def test_bm25_negatives_are_mined_through_pyserini(pairs_file, tmp_path):
-    from pyserini_decrank.train._negatives import mine_bm25_negatives
+    from pyserini_decrank.train import mine_bm25_negatives
 
     data = read_pairs([str(pairs_file)])
     mined = mine_bm25_negatives(data, tmp_path, depth=5, threads=1)
@@ -117,16 +120,16 @@ def test_minilm_training_ships_a_decoder_delta_and_can_continue_from_it(pairs_fi
     that model keeps the shared word embeddings frozen and ships a package again."""
     from safetensors.torch import load_file
 
-    from pyserini_decrank.train._minilm import DECODER_WEIGHTS, SHARED_KEYS, has_minilm_encoder
+    from pyserini_decrank.model import DECODER_WEIGHTS, SHARED_KEYS, has_minilm_encoder
 
     common = dict(pairs=[str(pairs_file)], steps=2, batch_size=4, lr=1e-3, warmup_steps=1, max_length=24,
                   decoder_layers=1, freeze_encoder=True, bf16=False)
-    first = Trainer(TrainConfig(output=str(tmp_path / "one"), base="minilm", **common), progress=False)
+    first = Trainer.from_config(TrainConfig(output=str(tmp_path / "one"), base="minilm", **common), progress=False)
     first.run()
     assert set(load_file(str(tmp_path / "one" / "package" / DECODER_WEIGHTS))).isdisjoint(SHARED_KEYS)
-    second = Trainer(TrainConfig(output=str(tmp_path / "two"), base=str(tmp_path / "one"), objective="rll",
+    second = Trainer.from_config(TrainConfig(output=str(tmp_path / "two"), base=str(tmp_path / "one"), objective="rll",
                                  negatives="random", num_negatives=1, **common), progress=False)
-    assert second.from_minilm
+    assert second.ships_as_delta
     assert not any("word_embeddings" in name for name in second.trainable)
     second.run()
     delta = load_file(str(tmp_path / "two" / "package" / DECODER_WEIGHTS))

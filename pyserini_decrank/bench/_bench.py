@@ -19,8 +19,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..model import QueryLikelihoodModel, ScoringConfig
-from ..model._seq2seq import PRECISIONS
-from ..rerank._cross import CrossAttentionReranker
+from ..model import PRECISIONS
+from ..rerank import BiEncoderReranker, CrossAttentionReranker
 
 # T5 v1.0 shapes (tied embeddings), as in the public t5-small/base/large configs
 SHAPES = {
@@ -90,11 +90,20 @@ def load_bench_model(shape: str) -> tuple[torch.nn.Module, object]:
     return qlm.model, qlm.tokenizer
 
 
-def matmul_peak_gflops(precision: str, n: int = 2048, repeats: int = 7) -> float:
-    """Median throughput of an n-cubed matrix product at ``precision``: this machine's limit."""
+def matmul_peak_gflops(precision: str, max_n: int = 2048, min_seconds: float = 0.05, repeats: int = 7) -> float:
+    """Median throughput of an n-cubed matrix product at ``precision``: this machine's limit. ``n`` doubles
+    from 256 until one product takes ``min_seconds`` (or reaches ``max_n``), so that a CPU without bf16
+    matrix instructions, where bf16 runs hundreds of times slower, is measured in seconds, not minutes."""
     dtype = PRECISIONS[precision] or torch.float32
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
+    n = 256
+    while True:
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        start = time.perf_counter()
+        a @ b
+        if time.perf_counter() - start >= min_seconds or n >= max_n:
+            break
+        n *= 2
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -178,8 +187,6 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
     cross_ms, decoder_ms = statistics.median(cross_t) * 1e3, statistics.median(decoder_t) * 1e3
     biencoder_ms = None
     if with_biencoder:
-        from ..rerank._biencoder import BiEncoderReranker
-
         bi = BiEncoderReranker.from_pretrained(texts={})
         bi.batch_size = batch_size
         bi_ids = torch.randint(1000, 30000, (depth, doc_tokens))

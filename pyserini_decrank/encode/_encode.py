@@ -10,8 +10,7 @@ from typing import Iterable, Iterator
 from tqdm.auto import tqdm
 
 from ..io import Document
-from ..model import QueryLikelihoodModel
-from ..model._seq2seq import pad_states
+from ..model import QueryLikelihoodModel, pad_states
 from ..store import StoreWriter
 
 

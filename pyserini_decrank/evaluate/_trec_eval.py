@@ -2,8 +2,9 @@
 
 Measures are named as trec_eval names them (``ndcg_cut.10``, ``map``, ``recall.100``,
 ``recip_rank``); ``recip_rank.10`` is MRR@10, i.e. ``trec_eval -M 10 -m recip_rank``. As trec_eval
-does by default, only queries that have both judgments and a ranking are averaged, and binary
-measures count a grade >= ``relevance_level`` as relevant (DL19's convention is 2).
+does by default, only queries that have both judgments and a ranking are averaged (``complete=True``:
+every judged query, a query the run lacks counting 0, as ``trec_eval -c``), and binary measures count a
+grade >= ``relevance_level`` as relevant (DL19's convention is 2).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def evaluate_run(
     measures: Sequence[str] = DEFAULT_MEASURES,
     relevance_level: int = 1,
     name: str = "run",
+    complete: bool = False,
 ) -> Evaluation:
     groups: dict[int | None, list[tuple[str, str, str]]] = {}
     for measure in measures:
@@ -68,6 +70,9 @@ def evaluate_run(
         for qid, values in results.items():
             for measure, _, key in items:
                 per_query.setdefault(qid, {})[measure] = values[key]
+    if complete:
+        for qid in qrels:
+            per_query.setdefault(qid, {m: 0.0 for m in measures})
     means = {m: (sum(v[m] for v in per_query.values()) / len(per_query) if per_query else 0.0) for m in measures}
     return Evaluation(name=name, means=means, per_query=per_query, num_queries=len(per_query))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DecrankError
-from ._topics import iter_tab_lines, open_text
+from ._text import iter_tab_lines, open_text
 
 
 @dataclass

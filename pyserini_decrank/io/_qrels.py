@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DecrankError
-from ._topics import open_text
+from ._text import open_text
 
 
 def read_qrels(spec: str) -> dict[str, dict[str, int]]:

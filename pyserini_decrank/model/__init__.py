@@ -1,6 +1,17 @@
-"""The encoder-decoder wrapper: encoder and decoder used separately (ED2LM)."""
+"""The encoder-decoder wrapper: encoder and decoder used separately (ED2LM), and models by name."""
 
+from ._batching import pad_ids, pad_labels, pad_states
 from ._config import OBJECTIVES, ScoringConfig
-from ._seq2seq import QueryLikelihoodModel, resolve_model
+from ._fast import ATTENTIONS, HEAD_PRECISIONS, PRECISIONS, ComputePrecision, ComputeWeights, set_attention, vocab_log_probs
+from ._fingerprint import tokenizer_sha256, weights_sha256
+from ._packaged import (BASE_PACKAGE, DECODER_WEIGHTS, DEFAULT_MODEL, SHARED_KEYS, build_minilm_encoder_decoder,
+                        has_minilm_encoder, load_seq2seq, minilm_path, resolve_model, save_decoder_delta)
+from ._seq2seq import CONTENTS, QueryLikelihoodModel, word_token_id
 
-__all__ = ["QueryLikelihoodModel", "ScoringConfig", "OBJECTIVES", "resolve_model"]
+__all__ = [
+    "ATTENTIONS", "BASE_PACKAGE", "CONTENTS", "DECODER_WEIGHTS", "DEFAULT_MODEL", "HEAD_PRECISIONS", "OBJECTIVES",
+    "PRECISIONS", "SHARED_KEYS", "ComputePrecision", "ComputeWeights", "QueryLikelihoodModel", "ScoringConfig",
+    "build_minilm_encoder_decoder", "has_minilm_encoder", "load_seq2seq", "minilm_path", "pad_ids", "pad_labels",
+    "pad_states", "resolve_model", "save_decoder_delta", "set_attention", "tokenizer_sha256", "vocab_log_probs",
+    "weights_sha256", "word_token_id",
+]

@@ -8,53 +8,22 @@ BART's ``final_logits_bias``, ``EncoderDecoderModel``'s ``enc_to_dec_proj``) sta
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import struct
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from ..errors import DecrankError
+from ._batching import pad_ids, pad_labels, pad_states
+from ._compat import cache_argument, cross_attention_cache, returned_cache
 from ._config import ScoringConfig
-from ._fast import HEAD_PRECISIONS, ComputeWeights, head_input, output_bias, set_attention, vocab_log_probs
+from ._fast import HEAD_PRECISIONS, ComputePrecision, head_input, output_bias, set_attention, vocab_log_probs
+from ._fingerprint import tokenizer_sha256, weights_sha256
+from ._packaged import load_seq2seq, resolve_model
 
-# compute precision of the decoder's matrix products; the log-softmax is fp32 whatever this is
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # what a store holds: encoder states (any decoder on that encoder), or one decoder's cross-attention keys/values
 CONTENTS = ("encoder-states", "cross-kv")
-PACKAGED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-
-
-def resolve_model(name_or_path: str) -> str:
-    """A local folder, a model packaged with pyserini-decrank (``decrank-minilm``), or a hub id."""
-    if os.path.isdir(name_or_path):
-        return name_or_path
-    packaged = PACKAGED_MODELS_DIR / name_or_path
-    if packaged.is_dir():
-        from ..train._minilm import materialize_packaged_model
-
-        return str(materialize_packaged_model(packaged))
-    return name_or_path
-
-
-def _load_hf(path: str, revision: str | None):
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
-
-    try:
-        config = AutoConfig.from_pretrained(path, revision=revision)
-        if config.model_type == "encoder-decoder":
-            model = EncoderDecoderModel.from_pretrained(path, revision=revision)
-        else:
-            model = AutoModelForSeq2SeqLM.from_pretrained(path, revision=revision)
-        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DecrankError(f"cannot load model {path!r}: {first}") from None
-    return model, tokenizer
 
 
 class QueryLikelihoodModel:
@@ -72,8 +41,6 @@ class QueryLikelihoodModel:
         attention: str | None = None,
         head_precision: str = "compute",
     ) -> None:
-        if precision not in PRECISIONS:
-            raise DecrankError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
         if head_precision not in HEAD_PRECISIONS:
             raise DecrankError(f"unknown head precision {head_precision!r}; known: {', '.join(HEAD_PRECISIONS)}")
         # fp32 for the vocabulary projection under bf16: its logits rounded to bf16 are what moves rankings most
@@ -98,7 +65,8 @@ class QueryLikelihoodModel:
         pad = mc.pad_token_id if mc.pad_token_id is not None else tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else 0)
         self._fingerprint: dict | None = None
-        self._weights_copy: ComputeWeights | None = None  # made on the first low-precision call
+        keep = (self.model.get_output_embeddings(),) if head_precision == "fp32" else ()
+        self.compute = ComputePrecision(self.model, precision, keep=keep)
         self._cross_kv_layout: tuple[int, int, int] | None = None  # read off the model on first use
         self._label_ids: tuple[tuple[str, str], tuple[int, int]] | None = None
 
@@ -115,7 +83,7 @@ class QueryLikelihoodModel:
         **config_overrides,
     ) -> "QueryLikelihoodModel":
         path = resolve_model(name_or_path)
-        model, tokenizer = _load_hf(path, revision)
+        model, tokenizer = load_seq2seq(path, revision)
         config = ScoringConfig.load(path) if os.path.isdir(path) else None
         config = config or ScoringConfig()
         for key, value in config_overrides.items():
@@ -155,19 +123,16 @@ class QueryLikelihoodModel:
         if content not in CONTENTS:
             raise DecrankError(f"unknown store content {content!r}; known: {', '.join(CONTENTS)}")
         if self._fingerprint is None:
-            vocab = self.tokenizer.get_vocab()
-            t = hashlib.sha256(json.dumps(sorted(vocab.items())).encode())
-            t.update(type(self.tokenizer).__name__.removesuffix("Fast").encode())
             self._fingerprint = {
                 "model": self.name_or_path,
                 "revision": self.revision,
-                "encoder_sha256": _weights_sha256(self.encoder),
-                "tokenizer_sha256": t.hexdigest(),
+                "encoder_sha256": weights_sha256(self.encoder),
+                "tokenizer_sha256": tokenizer_sha256(self.tokenizer),
                 "document_prefix": self.config.document_prefix,
             }
         fingerprint = dict(self._fingerprint, content=content)
         if content == "cross-kv":
-            fingerprint["decoder_sha256"] = _weights_sha256(self.model.get_decoder())
+            fingerprint["decoder_sha256"] = weights_sha256(self.model.get_decoder())
         return fingerprint
 
     # ------------------------------------------------------------------ documents
@@ -179,12 +144,7 @@ class QueryLikelihoodModel:
     @torch.inference_mode()
     def encode_ids(self, batch: Sequence[Sequence[int]]) -> list[torch.Tensor]:
         """Encoder states of each document, unpadded (``len_i x hidden``), fp32 on the CPU."""
-        length = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), length), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), length), dtype=torch.long)
-        for i, ids in enumerate(batch):
-            input_ids[i, : len(ids)] = torch.as_tensor(ids)
-            mask[i, : len(ids)] = 1
+        input_ids, mask = pad_ids(batch, self.pad_token_id)
         out = self.encoder(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))
         states = out.last_hidden_state.float().cpu()
         return [states[i, : len(ids)] for i, ids in enumerate(batch)]
@@ -227,7 +187,7 @@ class QueryLikelihoodModel:
         start = torch.full((states.shape[0], 1), self.decoder_start_token_id, dtype=torch.long, device=self.device)
         out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=states.to(self.device, dtype)),
                          attention_mask=states_mask.to(self.device), decoder_input_ids=start, use_cache=True)
-        layers = _returned_cache(out).cross_attention_cache.layers
+        layers = returned_cache(out).cross_attention_cache.layers
         # each (B, heads, L, head_dim) -> (B, L, layers, 2, heads, head_dim)
         kv = torch.stack([torch.stack([layer.keys, layer.values], 2) for layer in layers], 2)
         return kv.permute(0, 4, 2, 3, 1, 5).reshape(states.shape[0], states.shape[1], -1).float().cpu()
@@ -247,15 +207,9 @@ class QueryLikelihoodModel:
             out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=probe.to(self.device)),
                              attention_mask=torch.ones((1, 2), dtype=torch.long, device=self.device),
                              decoder_input_ids=start, use_cache=True)
-        layers = _returned_cache(out).cross_attention_cache.layers
+        layers = returned_cache(out).cross_attention_cache.layers
         _, heads, _, head_dim = layers[0].keys.shape
         return len(layers), heads, head_dim
-
-    def _cache_argument(self) -> str:
-        """``cache`` in transformers 5.2x, ``past_key_values`` before."""
-        import inspect
-
-        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     def _kv_split(self, kv: torch.Tensor) -> torch.Tensor:
         """A padded batch of stored keys/values (``B x L x features``) in the layout attention reads:
@@ -278,37 +232,9 @@ class QueryLikelihoodModel:
             mask[b, :n] = 1
         return split.to(self.device), mask
 
-    def _cache_from_split(self, split: torch.Tensor):
-        """An encoder-decoder cache whose cross-attention layers point at ``split``'s slices; filling them
-        with ``update`` instead would copy every key and value once more."""
-        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-
-        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        cross = cache.cross_attention_cache
-        for i in range(split.shape[0]):
-            keys, values = split[i, 0], split[i, 1]
-            cross.update(keys[:, :, :0], values[:, :, :0], i)  # creates the layer, empty
-            layer = cross.layers[i]
-            if hasattr(layer, "keys") and hasattr(layer, "values"):
-                layer.keys, layer.values = keys, values
-            else:  # a cache layout this code does not know: let the library copy them in
-                cross.update(keys, values, i)
-            cache.is_updated[i] = True
-        return cache
-
     # ------------------------------------------------------------------ scoring
     def _compute_dtype(self) -> torch.dtype:
-        return PRECISIONS[self.precision] or next(self.model.parameters()).dtype
-
-    def _compute_weights(self):
-        """The weights a call multiplies with: the model's own in fp32; cast copies, made once, otherwise."""
-        dtype = PRECISIONS[self.precision]
-        if dtype is None:
-            return nullcontext()
-        if self._weights_copy is None:
-            keep = (self.model.get_output_embeddings(),) if self.head_precision == "fp32" else ()
-            self._weights_copy = ComputeWeights(self.model, dtype, keep=keep)
-        return self._weights_copy.applied()
+        return self.compute.dtype or next(self.model.parameters()).dtype
 
     def token_log_probs(
         self,
@@ -334,7 +260,7 @@ class QueryLikelihoodModel:
         extra = {"use_cache": False}
         if cross_kv:
             split = states if states.dim() == 6 else self._kv_split(states)
-            extra = {"use_cache": True, self._cache_argument(): self._cache_from_split(split)}
+            extra = {"use_cache": True, cache_argument(self.model): cross_attention_cache(split)}
             # the encoder output only tells the decoder the batch and length: keys/values come from the cache
             states = torch.zeros((1, 1, 1), dtype=dtype).expand(split.shape[2], split.shape[4], self.hidden_size)
         with head_input(self.model) as head:
@@ -381,10 +307,8 @@ class QueryLikelihoodModel:
     ) -> torch.Tensor:
         """The model's relevance score of each row: summed query log-likelihood (eos included), or
         for a ``label`` model the relevance token's log-probability against its opposite."""
-        dtype = PRECISIONS[self.precision]
         is_label = self.config.objective == "label"
-        with self._compute_weights(), \
-                torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with self.compute():
             token_lp, pair_lp = self.token_log_probs(labels, states, states_mask, cross_kv=cross_kv,
                                                      extra_token_ids=self.label_token_ids() if is_label else ())
         if not is_label:
@@ -398,52 +322,9 @@ class QueryLikelihoodModel:
         return pair.float().cpu()
 
 
-def _weights_sha256(module: torch.nn.Module) -> str:
-    """A cheap, exact-enough identity of a module's weights: names, shapes, first values and sums."""
-    h = hashlib.sha256(type(module).__name__.encode())
-    for name, tensor in sorted(module.state_dict().items()):
-        if name.startswith("pooler."):  # not part of the states; re-initialised at random on load
-            continue
-        flat = tensor.detach().reshape(-1).to(torch.float64)
-        h.update(name.encode())
-        h.update(str(tuple(tensor.shape)).encode())
-        h.update(flat[:64].numpy().tobytes())
-        h.update(struct.pack("<d", float(flat.sum())))
-    return h.hexdigest()
-
-
-def _returned_cache(output):
-    cache = getattr(output, "cache", None)  # transformers 5.2x; past_key_values before
-    return cache if cache is not None else output.past_key_values
-
-
 def word_token_id(tokenizer, word: str) -> int:
     """The id that stands for ``word`` (its first piece that is not a bare word-start marker)."""
     pieces = [i for i in tokenizer(word, add_special_tokens=False)["input_ids"] if tokenizer.decode([i]).strip()]
     if not pieces:
         raise DecrankError(f"the tokenizer has no token for {word!r}")
     return pieces[0]
-
-
-def pad_states(
-    states: Sequence[torch.Tensor], dtype: torch.dtype | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pads per-document state matrices into a batch and its attention mask."""
-    length = max(s.shape[0] for s in states)
-    hidden = states[0].shape[1]
-    dtype = dtype or states[0].dtype
-    batch = torch.zeros((len(states), length, hidden), dtype=dtype)
-    mask = torch.zeros((len(states), length), dtype=torch.long)
-    for i, s in enumerate(states):
-        batch[i, : s.shape[0]] = s
-        mask[i, : s.shape[0]] = 1
-    return batch, mask
-
-
-def pad_labels(label_ids: Sequence[Sequence[int]]) -> torch.Tensor:
-    length = max(len(ids) for ids in label_ids)
-    labels = torch.full((len(label_ids), length), -100, dtype=torch.long)
-    for i, ids in enumerate(label_ids):
-        labels[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-    return labels
-

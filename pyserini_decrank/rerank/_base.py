@@ -1,19 +1,55 @@
-"""What every re-ranking method shares: scores for the top ``k``, optional interpolation with the
-first-stage score, a deterministic sort, and the tail kept in first-stage order."""
+"""``Reranker``: what every re-ranking method shares, so that a method implements its scoring alone.
+
+Shared here: the query and candidate checks, the depth (only the first ``k`` hits are scored; the rest
+keep their first-stage order after them), interpolation with the first-stage score (``alpha``),
+missing candidates (an error, or dropped with ``skip_missing``), the deterministic sort (ties keep
+first-stage order), non-finite scores (an error naming the query and docid), ``rerank`` /
+``batch_rerank`` and writing run files.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from ..io import Hit
+from ..errors import DecrankError
+from ..io import Hit, RunWriter
+
+
+class MissingCandidatesError(DecrankError):
+    """Candidates the re-ranker cannot score: not in its store, or no text for them."""
+
+    def __init__(self, where: str, missing: Sequence[str], qid: str | None = None) -> None:
+        self.missing = list(missing)
+        shown = ", ".join(self.missing[:5]) + (f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else "")
+        query = f" (query {qid})" if qid is not None else ""
+        message = f"no entry for docid(s) {shown}{query} in {where}"
+        super().__init__(f"{message}; pass skip_missing=True to drop such candidates",
+                         cli=f"{message}; add them or pass --skip-missing")
+
+
+def check_query(query: str, qid: str | None = None, source: str | None = None) -> None:
+    if not query or not query.strip():
+        where = f" in {source}" if source else ""
+        raise DecrankError(f"query {qid} is empty{where}" if qid is not None else "the query is empty")
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:
     span = values.max() - values.min()
     return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+
+
+def interpolate(first_stage: np.ndarray, scores: np.ndarray, alpha: float | None) -> np.ndarray:
+    """``alpha * first_stage + (1 - alpha) * scores``, each min-max normalised over the query's
+    candidates (the scales differ: BM25 against log-likelihoods); ``alpha=None`` keeps ``scores``."""
+    if alpha is None or not len(scores):
+        return scores
+    return alpha * _minmax(first_stage.astype(np.float64)) + (1 - alpha) * _minmax(scores.astype(np.float64))
 
 
 def _with_score(hit: Any, score: float) -> Any:
@@ -23,23 +59,159 @@ def _with_score(hit: Any, score: float) -> Any:
     return Hit(docid=str(hit.docid), score=score, rank=getattr(hit, "rank", 0), contents=getattr(hit, "contents", None))
 
 
-def rerank_by_scores(scorer: Any, query: str, hits: Sequence[Any], k: int | None, qid: str | None) -> list:
-    """The re-ranking every method shares: score the first ``k`` hits with ``scorer.score``, optionally
-    interpolate with the first-stage score (``scorer.alpha``), sort (ties keep first-stage order), append
-    the rest. With ``scorer.skip_missing``, hits the scorer cannot score are dropped."""
-    hits = list(hits)
-    k = len(hits) if k is None else min(k, len(hits))
-    if scorer.skip_missing:
-        missing = set(scorer.missing([str(h.docid) for h in hits[:k]]))
-        k -= sum(1 for h in hits[:k] if str(h.docid) in missing)
-        hits = [h for h in hits if str(h.docid) not in missing]
-    alpha = scorer.alpha
-    head, tail = hits[:k], hits[k:]
-    scores = scorer.score(query, [str(h.docid) for h in head], qid=qid)
-    if alpha is not None and len(scores):
-        first = np.array([float(h.score) for h in head], dtype=np.float64)
-        scores = alpha * _minmax(first) + (1 - alpha) * _minmax(scores.astype(np.float64))
+def order_hits(head: Sequence[Any], scores: np.ndarray, tail: Sequence[Any] = ()) -> list:
+    """``head`` sorted by ``scores`` (ties keep their order), then ``tail`` in its order, scored below."""
     order = sorted(range(len(head)), key=lambda i: (-scores[i], i))
     reranked = [_with_score(head[i], float(scores[i])) for i in order]
     floor = min((float(s) for s in scores), default=0.0)
     return reranked + [_with_score(h, floor - 1.0 - i) for i, h in enumerate(tail)]
+
+
+def _check_alpha(alpha: float | None) -> None:
+    if alpha is not None and not 0.0 <= alpha <= 1.0:
+        raise DecrankError(f"alpha must lie in [0, 1], not {alpha}")
+
+
+class Reranker(ABC):
+    """Re-ranks first-stage hits (anything with ``docid`` and ``score``, Pyserini's hits included).
+
+    A subclass implements ``_score`` (the method's score of each candidate for a query, higher is
+    better), ``missing`` (the candidates it cannot score) and ``where`` (what it looks them up in).
+    """
+
+    def __init__(self, batch_size: int = 32, alpha: float | None = None, skip_missing: bool = False) -> None:
+        if batch_size < 1:
+            raise DecrankError(f"batch_size must be at least 1, not {batch_size}")
+        _check_alpha(alpha)
+        self.batch_size, self.alpha, self.skip_missing = batch_size, alpha, skip_missing
+
+    # ------------------------------------------------------------------ what a method implements
+    @abstractmethod
+    def _score(self, query: str, docids: Sequence[str]) -> np.ndarray:
+        """Scores of ``docids`` (all known, at least one) for a non-empty ``query``."""
+
+    @abstractmethod
+    def missing(self, docids: Sequence[str]) -> list[str]:
+        """The docids this re-ranker cannot score."""
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """What candidates are looked up in, for error messages (``store PATH``, ``the corpus``)."""
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, query: str, docids: Sequence[str], qid: str | None = None) -> np.ndarray:
+        """The method's score of each candidate for ``query``; an unknown candidate or a non-finite score
+        is an error naming it."""
+        check_query(query, qid)
+        docids = [str(d) for d in docids]
+        if not docids:
+            return np.zeros(0, dtype=np.float32)
+        missing = self.missing(docids)
+        if missing:
+            raise MissingCandidatesError(self.where, missing, qid)
+        scores = np.asarray(self._score(query, docids))
+        bad = np.flatnonzero(~np.isfinite(scores))
+        if len(bad):
+            query_name = f"query {qid}" if qid is not None else f"query {query[:60]!r}"
+            raise DecrankError(f"non-finite score ({scores[bad[0]]}) for {query_name}, docid {docids[bad[0]]}: "
+                               "the model overflowed at this precision; use a wider one")
+        return scores
+
+    def _split(self, hits: Sequence[Any], k: int | None) -> tuple[list, list]:
+        """The hits to score and the tail, candidates that cannot be scored dropped with ``skip_missing``."""
+        hits = list(hits)
+        if k is not None and k < 1:
+            raise DecrankError(f"k (the depth) must be at least 1, not {k}")
+        k = len(hits) if k is None else min(k, len(hits))
+        if self.skip_missing:
+            missing = set(self.missing([str(h.docid) for h in hits[:k]]))
+            k -= sum(1 for h in hits[:k] if str(h.docid) in missing)
+            hits = [h for h in hits if str(h.docid) not in missing]
+        return hits[:k], hits[k:]
+
+    def rerank_alphas(self, query: str, hits: Sequence[Any], alphas: Sequence[float | None], k: int | None = None,
+                      qid: str | None = None) -> list[list]:
+        """``rerank`` at each of ``alphas``, the candidates scored once for all of them."""
+        for alpha in alphas:
+            _check_alpha(alpha)
+        head, tail = self._split(hits, k)
+        scores = self.score(query, [str(h.docid) for h in head], qid=qid)
+        first = np.array([float(h.score) for h in head], dtype=np.float64)
+        return [order_hits(head, interpolate(first, scores, alpha), tail) for alpha in alphas]
+
+    def rerank(self, query: str, hits: Sequence[Any], k: int | None = None, qid: str | None = None) -> list:
+        """Hits sorted by the new score. Only the first ``k`` (all by default) are scored; the rest keep
+        their first-stage order after them. Ties keep first-stage order. Dataclass hits come back as
+        copies of their own type, other objects as ``Hit``."""
+        return self.rerank_alphas(query, hits, [self.alpha], k=k, qid=qid)[0]
+
+    def batch_rerank(self, queries: Mapping[str, str], hits_by_qid: Mapping[str, Sequence[Any]],
+                     k: int | None = None) -> dict[str, list]:
+        """``rerank`` for every qid of ``hits_by_qid``; a qid without a query is an error."""
+        out = {}
+        for qid, hits in hits_by_qid.items():
+            if qid not in queries:
+                raise DecrankError(f"query {qid} of the run has no topic text")
+            out[qid] = self.rerank(queries[qid], hits, k=k, qid=qid)
+        return out
+
+    # ------------------------------------------------------------------ run files
+    def check_run(self, queries: Mapping[str, str], run: Mapping[str, Sequence[Hit]], depth: int,
+                  topics_name: str = "topics") -> None:
+        """Everything about a run that can be checked before scoring: its queries and its candidates."""
+        if depth < 1:
+            raise DecrankError(f"depth must be at least 1, not {depth}")
+        for qid in run:
+            if qid not in queries:
+                raise DecrankError(f"query {qid} of the run is not in {topics_name}")
+            check_query(queries[qid], qid, topics_name)
+        if not self.skip_missing:
+            missing = self.missing(list(dict.fromkeys(h.docid for hits in run.values() for h in hits[:depth])))
+            if missing:
+                raise MissingCandidatesError(self.where, missing)
+
+    def write_run(
+        self,
+        queries: Mapping[str, str],
+        run: Mapping[str, Sequence[Hit]],
+        output: str | Path,
+        depth: int = 100,
+        tag: str = "decrank",
+        interpolated: Mapping[float, str | Path] | None = None,
+        topics_name: str = "topics",
+        progress: bool = True,
+    ) -> None:
+        """Re-ranks every query of ``run`` into the TREC run ``output`` (at ``self.alpha``), and into each
+        path of ``interpolated`` at its alpha from the same scores, so the model runs once per query.
+
+        All input is checked before any output is opened; then each query is written and flushed as soon
+        as it is done."""
+        self.check_run(queries, run, depth, topics_name)
+        targets = [(self.alpha, output, tag)] + [(a, p, f"{tag}-alpha{a:g}") for a, p in (interpolated or {}).items()]
+        writers = [RunWriter(path, name) for _, path, name in targets]
+        try:
+            for qid, hits in tqdm(run.items(), desc="rerank", unit="query", disable=not progress, dynamic_ncols=True):
+                rankings = self.rerank_alphas(queries[qid], hits, [a for a, _, _ in targets], k=depth, qid=qid)
+                for writer, ranking in zip(writers, rankings):
+                    writer.write(qid, ranking)
+        finally:
+            for writer in writers:
+                writer.close()
+
+
+class TextReranker(Reranker):
+    """A method that reads the candidates' text (``texts``: docid -> text) rather than stored states;
+    ``source`` names where the texts came from in errors."""
+
+    def __init__(self, texts: Mapping[str, str] | None = None, batch_size: int = 32, alpha: float | None = None,
+                 skip_missing: bool = False, source: str = "the texts given") -> None:
+        super().__init__(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
+        self.texts, self.source = texts or {}, source
+
+    @property
+    def where(self) -> str:
+        return self.source
+
+    def missing(self, docids: Sequence[str]) -> list[str]:
+        return [d for d in docids if d not in self.texts]

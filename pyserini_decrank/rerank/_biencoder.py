@@ -3,33 +3,29 @@ embedding query and candidate passages on the fly."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import DecrankError
-from ._base import rerank_by_scores
+from ..model import minilm_path
+from ._base import TextReranker
 
 
-class BiEncoderReranker:
+class BiEncoderReranker(TextReranker):
     """Cosine of mean-pooled embeddings; needs the candidates' text (``texts``: docid -> text)."""
 
-    def __init__(self, model, tokenizer, texts: Mapping[str, str], max_length: int = 256, batch_size: int = 32,
-                 alpha: float | None = None, skip_missing: bool = False) -> None:
-        self.model, self.tokenizer = model.eval(), tokenizer
-        self.texts, self.max_length, self.batch_size = texts, max_length, batch_size
-        self.alpha, self.skip_missing = alpha, skip_missing
+    def __init__(self, model, tokenizer, texts: Mapping[str, str] | None = None, max_length: int = 256, batch_size: int = 32,
+                 alpha: float | None = None, skip_missing: bool = False, source: str = "the texts given") -> None:
+        super().__init__(texts, batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, source=source)
+        self.model, self.tokenizer, self.max_length = model.eval(), tokenizer, max_length
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, texts: Mapping[str, str] | None = None, **kwargs) -> "BiEncoderReranker":
         from transformers import AutoModel, AutoTokenizer
 
-        if name_or_path is None:
-            from ..train._minilm import minilm_path
-
-            name_or_path = str(minilm_path())
-        return cls(AutoModel.from_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path), texts or {}, **kwargs)
+        name_or_path = name_or_path or str(minilm_path())
+        return cls(AutoModel.from_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path), texts, **kwargs)
 
     @torch.inference_mode()
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
@@ -43,20 +39,7 @@ class BiEncoderReranker:
             out.append(torch.nn.functional.normalize(pooled, dim=-1))
         return torch.cat(out)
 
-    def missing(self, docids: Sequence[str]) -> list[str]:
-        return [d for d in docids if d not in self.texts]
-
-    def score(self, query: str, docids: Sequence[str], qid: str | None = None) -> np.ndarray:
-        if not query.strip():
-            raise DecrankError(f"query {qid} is empty" if qid is not None else "the query is empty")
-        missing = self.missing(docids)
-        if missing:
-            raise DecrankError(f"no text for docid(s) {', '.join(missing[:5])}; give the corpus with --corpus")
-        if not docids:
-            return np.zeros(0, dtype=np.float32)
+    def _score(self, query: str, docids: Sequence[str]) -> np.ndarray:
         q = self.embed([query])
         d = self.embed([self.texts[x] for x in docids])
         return (d @ q[0]).numpy().astype(np.float32)
-
-    def rerank(self, query: str, hits: Sequence[Any], k: int | None = None, qid: str | None = None) -> list:
-        return rerank_by_scores(self, query, hits, k, qid)

@@ -26,21 +26,22 @@ class Text:
 
 
 class PygaggleReranker:
-    """Wraps a ``DecoderReranker`` (or ``CrossAttentionReranker``) for code written against pygaggle.
+    """Wraps any ``Reranker`` for code written against pygaggle.
 
-    Each text's docid is read from ``metadata['docid']``; like pygaggle, the texts come back in the
-    order given, with their ``score`` set.
+    As pygaggle's ``Reranker`` does: ``rescore`` gives the texts back in the order given with their
+    ``score`` set, ``rerank`` the same texts sorted by score, highest first (ties keep the given order).
+    Each text's docid is read from ``metadata['docid']``.
     """
 
     def __init__(self, reranker: Any) -> None:
         self.reranker = reranker
 
-    def rerank(self, query: Any, texts: Sequence[Any]) -> list:
+    def rescore(self, query: Any, texts: Sequence[Any]) -> list:
         docids = []
         for i, text in enumerate(texts):
             docid = (getattr(text, "metadata", None) or {}).get("docid")
             if docid is None:
-                raise DecrankError(f"text {i} has no metadata['docid'] to look its states up by")
+                raise DecrankError(f"text {i} has no metadata['docid'] to look its candidate up by")
             docids.append(str(docid))
         scores = self.reranker.score(query.text, docids, qid=getattr(query, "id", None))
         out = []
@@ -49,3 +50,7 @@ class PygaggleReranker:
             scored.score = float(score)
             out.append(scored)
         return out
+
+    def rerank(self, query: Any, texts: Sequence[Any]) -> list:
+        scored = self.rescore(query, texts)
+        return [scored[i] for i in sorted(range(len(scored)), key=lambda i: (-scored[i].score, i))]

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from ..errors import DecrankError
 from ..io import join_title
-from ..io._topics import open_text
+from ..io import open_text
 
 
 @dataclass

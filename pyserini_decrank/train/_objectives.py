@@ -1,0 +1,134 @@
+"""Training objectives, one class each behind one interface, so that the trainer never asks which it runs.
+
+Each step the trainer scores a group of rows per training query: its positive passage first, then
+``negatives`` negatives when the objective asks for them. An objective says what the decoder's targets
+are for a row (``targets``), which extra tokens' log-probabilities it reads (``extra_token_ids``), and
+turns the per-token log-probabilities into a loss (``loss``). Every objective keeps MLE on the
+positives, so the model stays a query generator whose score is the query's log-likelihood.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from ..errors import DecrankError
+from ..model import OBJECTIVES, QueryLikelihoodModel
+
+
+@dataclass
+class StepScores:
+    """What the decoder gave for one step's rows (``rows = queries x group``)."""
+
+    token_log_probs: torch.Tensor  # rows x T: log p of each target token, 0 at padding
+    extra_log_probs: torch.Tensor  # rows x T x k: log p of each of ``extra_token_ids`` at every position
+    labels: torch.Tensor  # rows x T target ids, -100 at padding
+    is_positive: torch.Tensor  # rows, bool
+    group: int  # rows per query: the positive, then its negatives
+
+    @property
+    def valid(self) -> torch.Tensor:
+        return self.labels.ne(-100)
+
+    @property
+    def last(self) -> torch.Tensor:
+        """Position of each row's last target."""
+        return self.valid.sum(-1) - 1
+
+
+class Objective(ABC):
+    """A training objective; see the module's docstring."""
+
+    name: str = ""
+    needs_negatives: bool = False
+
+    def extra_token_ids(self, model: QueryLikelihoodModel) -> tuple[int, ...]:
+        return ()
+
+    def targets(self, model: QueryLikelihoodModel, query_ids: list[int], positive: bool) -> list[int]:
+        return query_ids
+
+    def query_tokens(self, step: StepScores) -> torch.Tensor:
+        """Which targets are query tokens (all of them, unless the objective appends its own)."""
+        return step.valid
+
+    def mle(self, step: StepScores) -> torch.Tensor:
+        """Mean negative log-likelihood of the positives' query tokens."""
+        positive = self.query_tokens(step) & step.is_positive.unsqueeze(-1)
+        return -(step.token_log_probs * positive).sum() / positive.sum().clamp_min(1)
+
+    @abstractmethod
+    def loss(self, step: StepScores) -> torch.Tensor: ...
+
+
+class MLE(Objective):
+    """The query's likelihood given its passage: ED2LM's own objective."""
+
+    name = "mle"
+
+    def loss(self, step: StepScores) -> torch.Tensor:
+        return self.mle(step)
+
+
+class Unlikelihood(Objective):
+    """MLE on positives, plus pushing down each query token's probability given a negative."""
+
+    name = "unlikelihood"
+    needs_negatives = True
+
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = weight
+
+    def loss(self, step: StepScores) -> torch.Tensor:
+        negative = self.query_tokens(step) & ~step.is_positive.unsqueeze(-1)
+        p = step.token_log_probs.exp().clamp(max=1 - 1e-6)
+        unlikely = -(torch.log1p(-p) * negative).sum() / negative.sum().clamp_min(1)
+        return self.mle(step) + self.weight * unlikely
+
+
+class RankingLogLikelihood(Objective):
+    """MLE, plus a listwise softmax over each query's group of summed log-likelihoods (positive first)."""
+
+    name = "rll"
+    needs_negatives = True
+
+    def loss(self, step: StepScores) -> torch.Tensor:
+        scores = (step.token_log_probs * self.query_tokens(step)).sum(-1).view(-1, step.group)
+        return self.mle(step) + F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long))
+
+
+class RelevanceLabel(Objective):
+    """MLE, plus after the query a relevance token (positives) or its opposite (negatives)."""
+
+    name = "label"
+    needs_negatives = True
+
+    def extra_token_ids(self, model: QueryLikelihoodModel) -> tuple[int, ...]:
+        return model.label_token_ids()
+
+    def targets(self, model: QueryLikelihoodModel, query_ids: list[int], positive: bool) -> list[int]:
+        yes, no = model.label_token_ids()
+        return query_ids + [yes if positive else no]
+
+    def query_tokens(self, step: StepScores) -> torch.Tensor:
+        tokens = step.valid.clone()
+        tokens[torch.arange(tokens.shape[0]), step.last] = False
+        return tokens
+
+    def loss(self, step: StepScores) -> torch.Tensor:
+        pair = step.extra_log_probs[torch.arange(step.labels.shape[0]), step.last]  # (relevance token, opposite)
+        target = (~step.is_positive).long()  # 0 = relevance token, 1 = its opposite
+        return self.mle(step) + F.cross_entropy(pair, target)
+
+
+_CLASSES = {cls.name: cls for cls in (MLE, Unlikelihood, RankingLogLikelihood, RelevanceLabel)}
+assert tuple(_CLASSES) == OBJECTIVES, "every objective a model may record has a class here"
+
+
+def get_objective(name: str, unlikelihood_weight: float = 1.0) -> Objective:
+    if name not in _CLASSES:
+        raise DecrankError(f"unknown objective {name!r}; known: {', '.join(_CLASSES)}")
+    return Unlikelihood(unlikelihood_weight) if name == "unlikelihood" else _CLASSES[name]()
