@@ -264,7 +264,8 @@ class StoreWriter:
                 if want[0] != want[1]:
                     problem = problem or f"it was built with {key} {want[0]}, not {want[1]}"
             if problem:
-                raise DecrankError(f"cannot add to store {self.path}: {problem}; choose another --store")
+                raise DecrankError(f"cannot add to store {self.path}: {problem}; write to another store folder",
+                                   cli=f"cannot add to store {self.path}: {problem}; choose another --store")
         else:
             self.manifest = Manifest(model=dict(fingerprint), max_length=max_length, hidden_size=hidden_size, codec=codec)
             self.manifest.save(self.path)
