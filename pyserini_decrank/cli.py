@@ -11,18 +11,61 @@ from .errors import DecrankError
 from .model import DEFAULT_MODEL
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"decrank: warning: {message}", err=True)
+
+
 class _Group(click.Group):
-    """Turns every user-caused error into one line on stderr, with no traceback."""
+    """Turns every user-caused error into one line on stderr, with no traceback (warnings too)."""
 
     def invoke(self, ctx: click.Context):
+        import warnings
+
+        warnings.showwarning = _warning_line
         try:
             return super().invoke(ctx)
         except DecrankError as exc:
             click.echo(f"decrank: error: {exc.cli_message}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("decrank: interrupted; what was written so far is kept", err=True)
+            click.echo("decrank: interrupted; a store keeps its finished shards (run encode again to resume); "
+                       "a run file is unchanged, the queries done are in RUN.partial", err=True)
             sys.exit(130)
+
+
+class AtLeast(click.ParamType):
+    """A number of at least ``low`` (above it, with ``strict``); anything else is one ``decrank: error:``
+    line naming the option, like every other error the user can cause."""
+
+    def __init__(self, low: float, kind: type = int, strict: bool = False) -> None:
+        self.low, self.kind, self.strict = low, kind, strict
+        self.name = f"{kind.__name__} {'>' if strict else '>='} {low:g}"
+
+    def convert(self, value, param, ctx):
+        option = param.opts[0] if param is not None and param.opts else "the value"
+        try:
+            number = self.kind(value)
+        except (TypeError, ValueError):
+            raise DecrankError(f"{option} must be {'an integer' if self.kind is int else 'a number'}, not {value!r}") from None
+        if number != number or (number <= self.low if self.strict else number < self.low):
+            raise DecrankError(f"{option} must be {'above' if self.strict else 'at least'} {self.low:g}, not {value}")
+        return number
+
+
+POSITIVE = AtLeast(1)
+
+
+def _refuse_overwriting_inputs(outputs, inputs) -> None:
+    """An output that is one of the inputs (or another output) would destroy it: refused before any work."""
+    seen = {}
+    for name, path in inputs:
+        if path:
+            seen[Path(path).resolve()] = name
+    for name, path in outputs:
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise DecrankError(f"{name} {path} is also {seen[resolved]}: it would be overwritten; write elsewhere")
+        seen[resolved] = name
 
 
 def _quiet_transformers() -> None:
@@ -57,16 +100,19 @@ def main() -> None:
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model folder, hub id or packaged name.")
 @click.option("--corpus", required=True, help="BEIR folder, JsonCollection .jsonl/folder, .tsv, TREC SGML, Lucene index (--storeRaw) or retrieve-results .json.")
 @click.option("--store", required=True, type=click.Path(file_okay=False), help="Store folder (created, or resumed if it exists).")
-@click.option("--max-length", type=int, default=None, help="Document tokens kept [default: the model's].")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--shard-size", type=int, default=100_000, show_default=True, help="Documents per shard.")
+@click.option("--max-length", type=POSITIVE, default=None, help="Document tokens kept [default: the model's].")
+@click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
+@click.option("--shard-size", type=POSITIVE, default=100_000, show_default=True, help="Documents per shard.")
 @click.option("--codec", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp16", show_default=True)
 @click.option("--document-prefix", default=None, help="Text put before every document [default: the model's].")
 @click.option("--cross-kv", is_flag=True, help="Store every decoder layer's cross-attention keys/values instead of the "
               "encoder states: faster queries, 2 x layers x the size, tied to this decoder.")
+@click.option("--on-duplicate", type=click.Choice(["error", "first"]), default="error", show_default=True,
+              help="A docid seen twice in the corpus: an error, or keep its first document.")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--threads", type=int, default=None, help="Torch threads [default: torch's].")
-def encode(model, corpus, store, max_length, batch_size, shard_size, codec, document_prefix, cross_kv, device, threads) -> None:
+@click.option("--threads", type=POSITIVE, default=None, help="Torch threads [default: torch's].")
+def encode(model, corpus, store, max_length, batch_size, shard_size, codec, document_prefix, cross_kv, on_duplicate, device,
+           threads) -> None:
     """Encode every document of CORPUS once into an encoder-state store."""
     _quiet_transformers()
     _threads(threads)
@@ -76,7 +122,8 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 
     qlm = QueryLikelihoodModel.from_pretrained(model, device=device, document_prefix=document_prefix)
     stats = encode_corpus(qlm, read_corpus(corpus), store, max_length=max_length, batch_size=batch_size,
-                          shard_size=shard_size, codec=codec, content="cross-kv" if cross_kv else "encoder-states")
+                          shard_size=shard_size, codec=codec, content="cross-kv" if cross_kv else "encoder-states",
+                          on_duplicate=on_duplicate)
     click.echo(f"encoded {stats.encoded} documents ({stats.skipped} already stored or repeated); "
                f"{stats.total_in_store} in {store}", err=True)
 
@@ -91,9 +138,9 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--topics", required=True, help="Pyserini topic name, qid<TAB>text .tsv, BEIR queries.jsonl or TREC topics.")
 @click.option("--run", "run_path", required=True, type=click.Path(dir_okay=False), help="First-stage TREC run.")
 @click.option("--output", required=True, type=click.Path(dir_okay=False))
-@click.option("--depth", type=int, default=100, show_default=True, help="Candidates re-ranked per query; the rest follow in first-stage order.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--alpha", type=float, default=None, help="Weight of the first-stage score, interpolated after min-max normalising both per query.")
+@click.option("--depth", type=POSITIVE, default=100, show_default=True, help="Candidates re-ranked per query; the rest follow in first-stage order.")
+@click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
+@click.option("--alpha", type=AtLeast(0, float), default=None, help="Weight of the first-stage score, interpolated after min-max normalising both per query.")
 @click.option("--interpolated", nargs=2, type=(float, click.Path(dir_okay=False)), multiple=True, metavar="ALPHA PATH",
               help="Also write the run at this --alpha to PATH, from the same scores (the model runs once); repeatable.")
 @click.option("--tag", default="decrank", show_default=True)
@@ -107,7 +154,7 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--document-prefix", default=None, help="As given to `encode` [default: the model's].")
 @click.option("--query-prefix", default=None, help="Text put before every query [default: the model's].")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--threads", type=int, default=None)
+@click.option("--threads", type=POSITIVE, default=None)
 def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, interpolated, tag, skip_missing,
            precision, head_precision, attention, document_prefix, query_prefix, device, threads) -> None:
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
@@ -119,10 +166,8 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
     for name, value in [("--alpha", alpha), *(("--interpolated", a) for a, _ in interpolated)]:
         if value is not None and not 0.0 <= value <= 1.0:
             raise DecrankError(f"{name} must lie in [0, 1], not {value}")
-    if depth < 1:
-        raise DecrankError(f"--depth must be at least 1, not {depth}")
-    if batch_size < 1:
-        raise DecrankError(f"--batch-size must be at least 1, not {batch_size}")
+    _refuse_overwriting_inputs([("--output", output), *(("--interpolated", path) for _, path in interpolated)],
+                               [("--run", run_path), ("--topics", topics), ("--corpus", corpus), ("--store", store)])
     queries = read_topics(topics)
     run = read_run(run_path)
     reranker = load_reranker(method, model=model, store=store, corpus=corpus,
@@ -161,21 +206,21 @@ def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Model folder; an unfinished run there resumes.")
 @click.option("--objective", type=click.Choice(["mle", "unlikelihood", "rll", "label"]), default="mle", show_default=True)
 @click.option("--negatives", type=click.Choice(["in-batch", "random", "bm25"]), default="in-batch", show_default=True, help="For unlikelihood, rll and label.")
-@click.option("--num-negatives", type=int, default=3, show_default=True)
-@click.option("--steps", type=int, default=None, help="Optimiser steps [default: from --epochs].")
-@click.option("--epochs", type=float, default=1.0, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=3e-4, show_default=True)
+@click.option("--num-negatives", type=POSITIVE, default=3, show_default=True)
+@click.option("--steps", type=POSITIVE, default=None, help="Optimiser steps [default: from --epochs].")
+@click.option("--epochs", type=AtLeast(0, float, strict=True), default=1.0, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
+@click.option("--lr", type=AtLeast(0, float, strict=True), default=3e-4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--decoder-layers", type=int, default=6, show_default=True, help="With --base minilm.")
+@click.option("--decoder-layers", type=POSITIVE, default=6, show_default=True, help="With --base minilm.")
 @click.option("--freeze-encoder", is_flag=True, help="Train the decoder only; stores stay valid for every such decoder.")
 @click.option("--encoder-store", default=None, help="With --freeze-encoder: read (and first write) the passages' encoder states here.")
-@click.option("--max-length", type=int, default=192, show_default=True)
-@click.option("--max-query-length", type=int, default=32, show_default=True)
+@click.option("--max-length", type=POSITIVE, default=192, show_default=True)
+@click.option("--max-query-length", type=POSITIVE, default=32, show_default=True)
 @click.option("--label-adds-likelihood", is_flag=True, help="label objective: score = relevance token + query log-likelihood.")
-@click.option("--checkpoint-every", type=int, default=200, show_default=True)
-@click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this much training time.")
-@click.option("--threads", type=int, default=None)
+@click.option("--checkpoint-every", type=POSITIVE, default=200, show_default=True)
+@click.option("--max-minutes", type=AtLeast(0, float), default=None, help="Stop (and save) after this much training time.")
+@click.option("--threads", type=POSITIVE, default=None)
 def train(**options) -> None:
     """Fine-tune an encoder-decoder as a document-to-query generator."""
     _quiet_transformers()
@@ -189,13 +234,13 @@ def train(**options) -> None:
 @main.command()
 @click.option("--shape", "shapes", multiple=True, default=["t5-base"], show_default=True,
               help="t5-small, t5-base, t5-large (random weights), or a model folder, id or packaged name; repeatable.")
-@click.option("--depth", "depths", multiple=True, type=int, default=[100], show_default=True, help="Candidates per query; repeatable.")
-@click.option("--doc-tokens", "doc_tokens", multiple=True, type=int, default=[80], show_default=True, help="Repeatable.")
-@click.option("--query-tokens", type=int, default=10, show_default=True)
+@click.option("--depth", "depths", multiple=True, type=POSITIVE, default=[100], show_default=True, help="Candidates per query; repeatable.")
+@click.option("--doc-tokens", "doc_tokens", multiple=True, type=POSITIVE, default=[80], show_default=True, help="Repeatable.")
+@click.option("--query-tokens", type=POSITIVE, default=10, show_default=True)
 @click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "bf16", "fp16"]), default=["fp32"], show_default=True, help="Repeatable.")
-@click.option("--queries", type=int, default=5, show_default=True, help="Timed queries per configuration (after one warm-up).")
-@click.option("--batch-size", type=int, default=100, show_default=True)
-@click.option("--threads", type=int, default=None, help="Torch threads [default: torch's].")
+@click.option("--queries", type=POSITIVE, default=5, show_default=True, help="Timed queries per configuration (after one warm-up).")
+@click.option("--batch-size", type=POSITIVE, default=100, show_default=True)
+@click.option("--threads", type=POSITIVE, default=None, help="Torch threads [default: torch's].")
 @click.option("--content", "contents", multiple=True, type=click.Choice(["encoder-states", "cross-kv"]),
               default=["encoder-states", "cross-kv"], show_default=True,
               help="What the decoder path reads from its store; repeatable.")
@@ -235,6 +280,45 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
     if json_path:
         save_json(results, json_path)
         plot(results, plot_path or str(Path(json_path).with_suffix(".png")))
+
+
+@main.group()
+def store() -> None:
+    """Inspect and check an encoder-state store."""
+
+
+@store.command(name="info")
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of lines.")
+def store_info(path, as_json) -> None:
+    """Model, codec, documents, tokens, bytes per token and size on disk of the store at PATH."""
+    import json
+
+    from .store import EncoderStateStore
+
+    info = EncoderStateStore(path).info()
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        for key, value in info.items():
+            click.echo(f"{key}: {value:.1f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+@store.command(name="verify")
+@click.argument("path", type=click.Path(file_okay=False))
+def store_verify(path) -> None:
+    """Reads every file of the store at PATH against its sha256; exit status 1 on any mismatch."""
+    from .store import EncoderStateStore
+
+    reader = EncoderStateStore(path)
+    problems = reader.problems()
+    for problem in problems:
+        click.echo(f"decrank: corrupted: {problem}", err=True)
+    files = sum(len(shard.files) for shard in reader.manifest.shards)
+    click.echo(f"{path}: {files} files in {len(reader.manifest.shards)} shards, "
+               f"{'all match' if not problems else f'{len(problems)} differ from'} the manifest")
+    if problems:
+        sys.exit(1)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})

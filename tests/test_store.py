@@ -11,7 +11,7 @@ from pyserini_decrank import DecrankError, EncoderStateStore, QueryLikelihoodMod
 from pyserini_decrank.encode import encode_corpus
 from pyserini_decrank.io import Document
 from pyserini_decrank.store import MissingDocidsError
-from pyserini_decrank.store import DocidTable, build_docid_arrays
+from pyserini_decrank.store import DocidTable, UnfinishedStoreWarning, build_docid_arrays
 
 FP = {"model": "m", "encoder_sha256": "e", "tokenizer_sha256": "t", "document_prefix": ""}
 
@@ -44,7 +44,7 @@ def test_reads_are_zero_copy_views_of_the_mapping(tmp_path):
             w.add(docid, s)
     store = EncoderStateStore(tmp_path)
     a, b = store.get_many(["d1", "d2"])
-    mapped, _ = store._shard_arrays(0)
+    mapped, _, _ = store._shard_arrays(0)
     assert np.shares_memory(a.numpy(), mapped) and np.shares_memory(b.numpy(), mapped)
 
 
@@ -77,9 +77,11 @@ def test_crash_keeps_flushed_shards_and_resume_completes(tmp_path):
     states = random_states(12)
     writer = StoreWriter(tmp_path, FP, hidden_size=8, max_length=16, shard_size=5)
     for docid, s in list(states.items())[:11]:
-        writer.add(docid, s)  # two shards flushed, one document buffered, then the process "dies"
+        writer.add(docid, s)  # two shards flushed, one document buffered, then the process "dies":
+    writer._release()  # the OS drops a dead process's lock
     (tmp_path / "shards" / "00002.tmp").mkdir()  # a half-written shard
-    store = EncoderStateStore(tmp_path)
+    with pytest.warns(UnfinishedStoreWarning, match="is unfinished \\(10 documents so far\\)"):
+        store = EncoderStateStore(tmp_path)
     assert len(store) == 10 and not store.manifest.complete
     store.get("d9")
     resumed = StoreWriter(tmp_path, FP, hidden_size=8, max_length=16, shard_size=5)
@@ -140,7 +142,9 @@ def test_encode_resumes_without_reencoding(tiny_models, docs, tmp_path):
     model = QueryLikelihoodModel.from_pretrained(str(tiny_models("bert2bert")))
     corpus = [Document(d, t) for d, t in docs.items()]
     first = encode_corpus(model, corpus[:15], tmp_path, shard_size=4, progress=False)
-    again = encode_corpus(model, corpus + corpus[:3], tmp_path, shard_size=4, progress=False)
+    with pytest.raises(DecrankError, match=f"docid {corpus[0].docid} appears twice in the corpus \\(documents 1 and 41\\)"):
+        encode_corpus(model, corpus + corpus[:3], tmp_path, shard_size=4, progress=False)
+    again = encode_corpus(model, corpus + corpus[:3], tmp_path, shard_size=4, progress=False, on_duplicate="first")
     assert (first.encoded, again.encoded, again.skipped, again.total_in_store) == (15, 25, 18, 40)
 
 

@@ -9,15 +9,19 @@ from typing import Iterable, Iterator
 
 from tqdm.auto import tqdm
 
+from ..errors import DecrankError
 from ..io import Document
 from ..model import QueryLikelihoodModel, pad_states
-from ..store import StoreWriter
+from ..store import StoreWriter, text_hash
+
+
+ON_DUPLICATE = ("error", "first")
 
 
 @dataclass
 class EncodeStats:
     encoded: int
-    skipped: int  # already in the store (resumed) or repeated in the corpus
+    skipped: int  # already in the store (resumed), or repeated in the corpus with on_duplicate="first"
     total_in_store: int
 
 
@@ -37,14 +41,25 @@ def encode_corpus(
     codec: str = "fp16",
     progress: bool = True,
     content: str = "encoder-states",
+    on_duplicate: str = "error",
 ) -> EncodeStats:
     """Writes the encoder states of every document not yet in ``store``; rerunning resumes.
 
     With ``content="cross-kv"`` it writes each decoder layer's cross-attention keys and values instead
     (``layers * 2`` times the width): query time then skips those projections, and the store is tied
-    to this decoder. Documents are read in chunks, each sorted by token length so that batches carry
-    little padding.
+    to this decoder.
+
+    Batches are a function of the corpus alone: the corpus is read in chunks of ``32 * batch_size``
+    documents, each sorted by token length (so batches carry little padding) and cut into batches; a batch
+    holding any document not yet stored is encoded whole. A resumed store is therefore byte-identical to an
+    uninterrupted one. A docid seen twice is an error (``on_duplicate="first"`` keeps the first); a stored
+    docid whose text has changed since is an error.
     """
+    for name, value in (("batch_size", batch_size), ("shard_size", shard_size), ("max_length", max_length)):
+        if value is not None and value < 1:
+            raise DecrankError(f"{name} must be at least 1, not {value}")
+    if on_duplicate not in ON_DUPLICATE:
+        raise DecrankError(f"unknown on_duplicate {on_duplicate!r}; known: {', '.join(ON_DUPLICATE)}")
     max_length = max_length or model.config.max_length
     encoded = skipped = 0
     cross_kv = content == "cross-kv"
@@ -54,32 +69,51 @@ def encode_corpus(
         layers, heads, head_dim = model.cross_kv_layout()
         width = layers * 2 * heads * head_dim
     with StoreWriter(store, fingerprint, width, max_length, codec=codec, shard_size=shard_size) as writer:
-        done = writer.existing_docids()
+        stored = writer.stored_text_hashes()
+        seen: dict[str, int] = {}  # docid -> its position in the corpus
+        position = 0
         bar = tqdm(desc="encode", unit="doc", disable=not progress, initial=0, dynamic_ncols=True)
         for chunk in _chunks(corpus, batch_size * 32):
-            todo = []
+            firsts = []
             for doc in chunk:
-                if doc.docid in done:
+                position += 1
+                if doc.docid in seen:
+                    if on_duplicate == "error":
+                        raise DecrankError(f"docid {doc.docid} appears twice in the corpus (documents {seen[doc.docid]} "
+                                           f"and {position}); pass on_duplicate='first' to keep the first",
+                                           cli=f"docid {doc.docid} appears twice in the corpus (documents {seen[doc.docid]} "
+                                               f"and {position}); pass --on-duplicate first to keep the first")
                     skipped += 1
-                else:
-                    done.add(doc.docid)
-                    todo.append(doc)
-            if not todo:
+                    continue
+                seen[doc.docid] = position
+                digest = text_hash(doc.text)
+                if doc.docid in stored and stored[doc.docid] not in (0, digest):
+                    raise DecrankError(f"docid {doc.docid}: its text differs from the text stored for it in {store} "
+                                       "(the corpus changed); encode into a new store")
+                firsts.append((doc, digest))
+            if all(doc.docid in stored for doc, _ in firsts):
+                skipped += len(firsts)
                 bar.update(len(chunk))
                 continue
-            ids = model.tokenize_documents([d.text for d in todo], max_length)
-            order = sorted(range(len(todo)), key=lambda i: len(ids[i]), reverse=True)
+            ids = model.tokenize_documents([doc.text for doc, _ in firsts], max_length)
+            order = sorted(range(len(firsts)), key=lambda i: len(ids[i]), reverse=True)
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
+                if all(firsts[i][0].docid in stored for i in batch):
+                    skipped += len(batch)
+                    continue
                 states = model.encode_ids([ids[i] for i in batch])
                 if cross_kv:
                     padded, mask = pad_states(states)
                     kv = model.cross_keys_values(padded, mask)
                     states = [kv[j, : s.shape[0]] for j, s in enumerate(states)]
                 for i, s in zip(batch, states):
-                    writer.add(todo[i].docid, s)
-                encoded += len(batch)
-                bar.update(len(batch))
-            bar.update(len(chunk) - len(todo))
+                    doc, digest = firsts[i]
+                    if doc.docid in stored:
+                        skipped += 1
+                    else:
+                        writer.add(doc.docid, s, digest)
+                        encoded += 1
+            bar.update(len(chunk))
         bar.close()
     return EncodeStats(encoded=encoded, skipped=skipped, total_in_store=writer.manifest.num_docs)

@@ -3,8 +3,8 @@
 from ._corpus import Document, join_title, read_corpus
 from ._qrels import read_qrels
 from ._runs import Hit, RunWriter, format_run_lines, read_run
-from ._text import iter_tab_lines, open_text
+from ._text import head_text, iter_tab_lines, read_lines, read_text
 from ._topics import read_topics
 
-__all__ = ["Document", "Hit", "RunWriter", "format_run_lines", "iter_tab_lines", "join_title", "open_text", "read_corpus",
-           "read_qrels", "read_run", "read_topics"]
+__all__ = ["Document", "Hit", "RunWriter", "format_run_lines", "head_text", "iter_tab_lines", "join_title", "read_corpus",
+           "read_lines", "read_qrels", "read_run", "read_text", "read_topics"]

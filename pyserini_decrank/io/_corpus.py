@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DecrankError
-from ._text import iter_tab_lines, open_text
+from ._text import head_text, iter_tab_lines, read_lines, read_text
 
 
 @dataclass
@@ -25,6 +25,8 @@ def join_title(title: str | None, text: str | None) -> str:
 
 
 def _from_json_object(obj: dict, path: Path, lineno: int) -> Document:
+    if not isinstance(obj, dict):
+        raise DecrankError(f"{path}:{lineno}: expected a JSON object")
     if "_id" in obj:  # BEIR
         return Document(str(obj["_id"]), join_title(obj.get("title"), obj.get("text")))
     if "id" in obj and "contents" in obj:  # Pyserini JsonCollection
@@ -35,19 +37,18 @@ def _from_json_object(obj: dict, path: Path, lineno: int) -> Document:
 
 
 def _read_jsonl(path: Path) -> Iterator[Document]:
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                raise DecrankError(f"{path}:{lineno}: not a JSON line") from None
-            yield _from_json_object(obj, path, lineno)
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            raise DecrankError(f"{path}:{lineno}: not a JSON line") from None
+        yield _from_json_object(obj, path, lineno)
 
 
 def _read_tsv(path: Path) -> Iterator[Document]:
-    for docid, text in iter_tab_lines(path, "corpus", "id<TAB>text"):
+    for _, docid, text in iter_tab_lines(path, "corpus", "id<TAB>text"):
         if "\t" in text:  # id, title, text
             title, _, body = text.partition("\t")
             text = join_title(title, body)
@@ -60,7 +61,7 @@ _TAG = re.compile(r"<[^>]+>")
 
 
 def _read_trec(path: Path) -> Iterator[Document]:
-    text = open_text(path).read()
+    text = read_text(path)
     for match in _DOC.finditer(text):
         body = match.group(1)
         docno = _DOCNO.search(body)
@@ -73,7 +74,7 @@ def _read_trec(path: Path) -> Iterator[Document]:
 
 def _read_retrieve_results(path: Path) -> Iterator[Document]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
         seen = set()
         for entry in data:
             for hit in entry["hits"]:
@@ -133,9 +134,7 @@ def read_corpus(spec: str | Path) -> Iterator[Document]:
     elif name.endswith(".tsv"):
         yield from _read_tsv(path)
     else:
-        with open_text(path) as f:
-            head = f.read(4096)
-        if "<doc>" in head.lower():
+        if "<doc>" in head_text(path).lower():
             yield from _read_trec(path)
         else:
             yield from _read_tsv(path)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..errors import DecrankError
-from ._text import open_text
+from ._text import read_lines
 
 
 def read_qrels(spec: str) -> dict[str, dict[str, int]]:
@@ -20,21 +21,23 @@ def read_qrels(spec: str) -> dict[str, dict[str, int]]:
         except Exception as exc:  # Pyserini raises bare Exceptions for unknown names
             raise DecrankError(f"{spec}: neither a qrels file nor a Pyserini qrels name ({exc})") from None
     qrels: dict[str, dict[str, int]] = {}
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if lineno == 1 and parts[0] in ("query-id", "qid", "query_id"):
-                continue
-            if len(parts) == 4:
-                qid, _, docid, rel = parts
-            elif len(parts) == 3:
-                qid, docid, rel = parts
-            else:
-                raise DecrankError(f"{path}:{lineno}: malformed qrels line, expected 'qid 0 docid relevance': {line.strip()[:80]!r}")
-            try:
-                qrels.setdefault(qid, {})[docid] = int(float(rel))
-            except ValueError:
-                raise DecrankError(f"{path}:{lineno}: relevance must be a number: {line.strip()[:80]!r}") from None
+    for lineno, line in read_lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if lineno == 1 and parts[0] in ("query-id", "qid", "query_id"):
+            continue
+        if len(parts) == 4:
+            qid, _, docid, rel = parts
+        elif len(parts) == 3:
+            qid, docid, rel = parts
+        else:
+            raise DecrankError(f"{path}:{lineno}: malformed qrels line, expected 'qid 0 docid relevance': {line.strip()[:80]!r}")
+        try:
+            grade = float(rel)
+            if not math.isfinite(grade):
+                raise ValueError
+            qrels.setdefault(qid, {})[docid] = int(grade)
+        except ValueError:
+            raise DecrankError(f"{path}:{lineno}: relevance must be a finite number: {line.strip()[:80]!r}") from None
     return qrels

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable
 
 from ..errors import DecrankError
+from ._text import read_lines
+
+# a run being written lies beside its target under this suffix until it is complete
+PARTIAL_SUFFIX = ".partial"
 
 
 @dataclass
@@ -26,22 +32,23 @@ def read_run(path: str | Path) -> dict[str, list[Hit]]:
         raise DecrankError(f"{path}: run file not found")
     run: dict[str, list[Hit]] = {}
     seen: set[tuple[str, str]] = set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 6:
-                raise DecrankError(f"{path}:{lineno}: malformed run line, expected 'qid Q0 docid rank score tag': {line.strip()[:80]!r}")
-            qid, _, docid, rank, score, _ = parts
-            try:
-                hit = Hit(docid=docid, score=float(score), rank=int(rank))
-            except ValueError:
-                raise DecrankError(f"{path}:{lineno}: rank and score must be numbers: {line.strip()[:80]!r}") from None
-            if (qid, docid) in seen:
-                raise DecrankError(f"{path}:{lineno}: docid {docid} appears twice for query {qid}")
-            seen.add((qid, docid))
-            run.setdefault(qid, []).append(hit)
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 6:
+            raise DecrankError(f"{path}:{lineno}: malformed run line, expected 'qid Q0 docid rank score tag': {line.strip()[:80]!r}")
+        qid, _, docid, rank, score, _ = parts
+        try:
+            hit = Hit(docid=docid, score=float(score), rank=int(rank))
+        except ValueError:
+            raise DecrankError(f"{path}:{lineno}: rank and score must be numbers: {line.strip()[:80]!r}") from None
+        if not math.isfinite(hit.score):
+            raise DecrankError(f"{path}:{lineno}: score {score} is not a finite number")
+        if (qid, docid) in seen:
+            raise DecrankError(f"{path}:{lineno}: docid {docid} appears twice for query {qid}")
+        seen.add((qid, docid))
+        run.setdefault(qid, []).append(hit)
     for hits in run.values():
         hits.sort(key=lambda h: (-h.score, h.rank))
     return run
@@ -52,23 +59,40 @@ def format_run_lines(qid: str, hits: Iterable[Hit], tag: str) -> str:
 
 
 class RunWriter:
-    """Writes a run query by query and flushes each, so that an error later loses nothing written."""
+    """Writes a run query by query into ``OUTPUT.partial`` beside the target, flushing each query, and
+    renames it into place only when ``close(complete=True)``: the previous ``OUTPUT`` survives any failure,
+    and what was done before it is kept in ``OUTPUT.partial``."""
 
     def __init__(self, path: str | Path, tag: str) -> None:
         self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self.tag = tag
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = open(self.path, "w", encoding="utf-8")
+        self.queries = 0
+        if self.path.is_dir():
+            raise DecrankError(f"{self.path}: is a folder, not a run file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: IO[str] = open(self.partial, "w", encoding="utf-8")
+        except OSError as exc:
+            raise DecrankError(f"{self.path}: cannot write the run here ({exc.strerror or exc})") from None
 
     def write(self, qid: str, hits: Iterable[Hit]) -> None:
         self._file.write(format_run_lines(qid, hits, self.tag))
         self._file.flush()
+        self.queries += 1
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """Renames the run into place when ``complete``; otherwise leaves it as ``OUTPUT.partial``."""
+        if self._file.closed:
+            return
+        if complete:
+            os.fsync(self._file.fileno())
         self._file.close()
+        if complete:
+            os.replace(self.partial, self.path)
 
     def __enter__(self) -> "RunWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(complete=exc_type is None)

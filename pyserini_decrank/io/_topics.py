@@ -9,24 +9,38 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DecrankError
-from ._text import iter_tab_lines, open_text
+from ._text import head_text, iter_tab_lines, read_lines, read_text
+
+
+def _add(topics: dict[str, str], qid: str, text: str, path: Path, lineno: int, lines: dict[str, int]) -> None:
+    if qid in topics:
+        raise DecrankError(f"{path}:{lineno}: query {qid} appears twice (first at line {lines[qid]})")
+    topics[qid] = text
+    lines[qid] = lineno
 
 
 def _read_tsv(path: Path) -> dict[str, str]:
-    return {qid: text.strip() for qid, text in iter_tab_lines(path, "topic", "qid<TAB>text")}
+    topics: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for lineno, qid, text in iter_tab_lines(path, "topic", "qid<TAB>text"):
+        _add(topics, qid, text.strip(), path, lineno, lines)
+    return topics
 
 
 def _read_beir(path: Path) -> dict[str, str]:
-    topics = {}
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                topics[str(obj["_id"])] = obj["text"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise DecrankError(f"{path}:{lineno}: expected a JSON object with '_id' and 'text'") from None
+    topics: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            qid, text = str(obj["_id"]), obj["text"]
+            if not isinstance(text, str):
+                raise TypeError
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise DecrankError(f"{path}:{lineno}: expected a JSON object with '_id' and 'text'") from None
+        _add(topics, qid, text, path, lineno, lines)
     return topics
 
 
@@ -36,14 +50,15 @@ _TITLE = re.compile(r"<title>\s*(?:Topic:)?(.*?)(?=<|\Z)", re.S | re.I)
 
 
 def _read_trec(path: Path) -> dict[str, str]:
-    text = open_text(path).read()
-    topics = {}
+    text = read_text(path)
+    topics: dict[str, str] = {}
+    lines: dict[str, int] = {}
     for block in _TOP.finditer(text):
         num, title = _NUM.search(block.group(1)), _TITLE.search(block.group(1))
+        lineno = text.count("\n", 0, block.start()) + 1
         if not num or not title:
-            lineno = text.count("\n", 0, block.start()) + 1
             raise DecrankError(f"{path}:{lineno}: TREC topic without <num> or <title>")
-        topics[num.group(1).strip()] = " ".join(title.group(1).split())
+        _add(topics, num.group(1).strip(), " ".join(title.group(1).split()), path, lineno, lines)
     if not topics:
         raise DecrankError(f"{path}: no <top> topics found")
     return topics
@@ -56,9 +71,7 @@ def read_topics(spec: str) -> dict[str, str]:
         name = path.name.removesuffix(".gz")
         if name.endswith(".jsonl"):
             return _read_beir(path)
-        with open_text(path) as f:
-            head = f.read(4096)
-        if "<top>" in head.lower():
+        if "<top>" in head_text(path).lower():
             return _read_trec(path)
         return _read_tsv(path)
     if path.suffix or "/" in spec:

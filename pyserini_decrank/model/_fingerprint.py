@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 
 import torch
 
 
 def weights_sha256(module: torch.nn.Module) -> str:
-    """A cheap, exact-enough identity of a module's weights: names, shapes, first values and sums."""
+    """The sha256 of a module's weights as bytes: every tensor's name, dtype, shape and raw contents
+    (little-endian on every platform torch ships for), in name order. No arithmetic touches the values,
+    so the identity is the same on any thread count, machine and OS (a float sum's rounding depends on
+    how the threads split it)."""
     h = hashlib.sha256(type(module).__name__.encode())
     for name, tensor in sorted(module.state_dict().items()):
         if name.startswith("pooler."):  # not part of the states; re-initialised at random on load
             continue
-        flat = tensor.detach().reshape(-1).to(torch.float64)
-        h.update(name.encode())
-        h.update(str(tuple(tensor.shape)).encode())
-        h.update(flat[:64].numpy().tobytes())
-        h.update(struct.pack("<d", float(flat.sum())))
+        data = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{data.dtype}|{tuple(data.shape)}|".encode())
+        h.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     return h.hexdigest()
 
 

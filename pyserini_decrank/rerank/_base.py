@@ -189,15 +189,25 @@ class Reranker(ABC):
         as it is done."""
         self.check_run(queries, run, depth, topics_name)
         targets = [(self.alpha, output, tag)] + [(a, p, f"{tag}-alpha{a:g}") for a, p in (interpolated or {}).items()]
-        writers = [RunWriter(path, name) for _, path, name in targets]
+        for alpha, _, _ in targets:
+            _check_alpha(alpha)
+        writers: list[RunWriter] = []
+        complete = False
         try:
+            writers = [RunWriter(path, name) for _, path, name in targets]
             for qid, hits in tqdm(run.items(), desc="rerank", unit="query", disable=not progress, dynamic_ncols=True):
                 rankings = self.rerank_alphas(queries[qid], hits, [a for a, _, _ in targets], k=depth, qid=qid)
                 for writer, ranking in zip(writers, rankings):
                     writer.write(qid, ranking)
+            complete = True
+        except DecrankError as exc:
+            if not writers:
+                raise
+            kept = f"; {output} is unchanged, the {writers[0].queries} queries done are in {writers[0].partial}"
+            raise DecrankError(f"{exc}{kept}", cli=f"{exc.cli_message}{kept}") from None
         finally:
             for writer in writers:
-                writer.close()
+                writer.close(complete=complete)
 
 
 class TextReranker(Reranker):

@@ -8,7 +8,6 @@ memory-mapped hashes and confirms the match on the stored bytes, so collisions c
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -75,7 +74,3 @@ class DocidTable:
 
 
 DOCID_FILES = {name: f"docids.{name}.npy" for name in ("bytes", "offsets", "hashes", "rows")}
-
-
-def load_docid_table(shard_dir: Path) -> DocidTable:
-    return DocidTable({name: np.load(shard_dir / fname, mmap_mode="r") for name, fname in DOCID_FILES.items()})

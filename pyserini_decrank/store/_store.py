@@ -2,22 +2,31 @@
 
 Layout of a store folder::
 
-    manifest.json              format version, model fingerprint, codec, counts, shards (sizes, sha256)
-    shards/00000/states.bin    token states of many documents back to back (tokens x hidden, codec dtype)
-    shards/00000/offsets.npy   first token of each document (documents + 1 entries)
-    shards/00000/docids.*.npy  the shard's docid table (see ``_docids``)
+    manifest.json                 format version, model fingerprint, codec, counts, shards (sizes, sha256)
+    shards/00000/states.bin       token states of many documents back to back (tokens x hidden, codec dtype)
+    shards/00000/offsets.npy      first token of each document (documents + 1 entries)
+    shards/00000/checksums.npy    CRC-32 of each document: its docid, its offsets and its states' bytes
+    shards/00000/texthashes.npy   a 64-bit hash of each document's text, to tell a changed corpus on resume
+    shards/00000/docids.*.npy     the shard's docid table (see ``_docids``)
 
-A shard is written to a temporary folder, synced, renamed into place and only then listed in the
-manifest (itself replaced atomically), so a crash never leaves a listed shard half-written and an
-interrupted ``encode`` resumes from the shards already listed.
+Durability, as storage engines have it: a shard is written to a temporary folder, synced, renamed into
+place and only then listed in the manifest (itself replaced atomically), so a crash never leaves a listed
+shard half-written and an interrupted ``encode`` resumes from the shards already listed. Every read is
+checked: a shard's small files against their sha256 when it is first touched, each document's states
+against its CRC when they are read, so a flipped byte is an error before it can change a score. One
+writer at a time: ``StoreWriter`` holds an exclusive lock on ``.lock`` (released by the OS if it dies).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import warnings
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -27,12 +36,34 @@ import torch
 
 from ..errors import DecrankError
 from ._codecs import get_codec
-from ._docids import DOCID_FILES, DocidTable, build_docid_arrays, hashes_of, load_docid_table
+from ._docids import DOCID_FILES, DocidTable, build_docid_arrays, hashes_of
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 STATES_FILE = "states.bin"
 OFFSETS_FILE = "offsets.npy"
+CHECKSUMS_FILE = "checksums.npy"
+TEXT_HASHES_FILE = "texthashes.npy"
+LOCK_FILE = ".lock"
+
+
+class UnfinishedStoreWarning(UserWarning):
+    """A store whose ``encode`` has not finished: it answers for the documents it holds."""
+
+
+_warned_unfinished: set[str] = set()
+
+
+def document_crc(docid: str, start: int, end: int, states: np.ndarray) -> int:
+    """CRC-32 (zlib's, about 3 GB/s here) of what a read of one document depends on."""
+    crc = zlib.crc32(docid.encode("utf-8"))
+    crc = zlib.crc32(np.array([start, end], dtype="<i8").tobytes(), crc)
+    return zlib.crc32(np.ascontiguousarray(states).view(np.uint8), crc)
+
+
+def text_hash(text: str) -> int:
+    """64-bit hash of a document's text (never 0, which marks "not recorded")."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little") or 1
 # what must agree between a store and the model that reads it
 IDENTITY_KEYS = ("content", "encoder_sha256", "tokenizer_sha256", "document_prefix", "decoder_sha256")
 
@@ -73,14 +104,24 @@ class Manifest:
         if not path.is_file():
             raise DecrankError(f"{folder}: not an encoder-state store (no {MANIFEST}); build one with `decrank encode`")
         try:
-            data = json.loads(path.read_text())
-            version = data.get("format_version")
-            if version != FORMAT_VERSION:
-                raise DecrankError(f"{path}: store format version {version}, this pyserini-decrank reads {FORMAT_VERSION}")
-            data["shards"] = [ShardInfo(**s) for s in data["shards"]]
-            return cls(**data)
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DecrankError(f"{path}: unreadable manifest ({exc})") from None
+        if not isinstance(data, dict):
+            raise DecrankError(f"{path}: unreadable manifest (not a JSON object)")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise DecrankError(f"{path}: store format version {version!r}; this pyserini-decrank reads version "
+                               f"{FORMAT_VERSION} only: build the store again with `decrank encode`")
+        try:
+            data["shards"] = [ShardInfo(**s) for s in data["shards"]]
+            manifest = cls(**data)
+        except (TypeError, KeyError) as exc:
+            raise DecrankError(f"{path}: unreadable manifest ({exc})") from None
+        if not all(isinstance(f, dict) and isinstance(f.get("bytes"), int) and isinstance(f.get("sha256"), str)
+                   for shard in manifest.shards for f in shard.files.values()):
+            raise DecrankError(f"{path}: unreadable manifest (a shard file without bytes and sha256)")
+        return manifest
 
 
 def _identity_mismatch(stored: dict, fingerprint: dict) -> str | None:
@@ -95,10 +136,12 @@ def _identity_mismatch(stored: dict, fingerprint: dict) -> str | None:
 
 
 class EncoderStateStore:
-    """Read side: zero-copy slices of stored states, looked up by docid."""
+    """Read side: slices of the memory-mapped states, looked up by docid, each checked against its CRC
+    (``verify_reads=False`` skips that check; the sha256 of a shard's small files is checked either way)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, verify_reads: bool = True) -> None:
         self.path = Path(path)
+        self.verify_reads = verify_reads
         self.manifest = Manifest.load(self.path)
         self.codec = get_codec(self.manifest.codec)
         for shard in self.manifest.shards:
@@ -109,34 +152,65 @@ class EncoderStateStore:
                 size = fpath.stat().st_size
                 if size != meta["bytes"]:
                     raise DecrankError(f"{fpath}: shard file is truncated or altered ({size} bytes, manifest says {meta['bytes']})")
-        self._states: list[np.ndarray | None] = [None] * len(self.manifest.shards)
-        self._offsets: list[np.ndarray | None] = [None] * len(self.manifest.shards)
-        self._tables: list[DocidTable | None] = [None] * len(self.manifest.shards)
+            missing = {STATES_FILE, OFFSETS_FILE, CHECKSUMS_FILE, TEXT_HASHES_FILE, *DOCID_FILES.values()} - set(shard.files)
+            if missing:
+                raise DecrankError(f"{self.path / MANIFEST}: shard {shard.name} lists no {sorted(missing)[0]}")
+        if not self.manifest.complete and str(self.path.resolve()) not in _warned_unfinished:
+            _warned_unfinished.add(str(self.path.resolve()))
+            warnings.warn(f"store {self.path} is unfinished ({self.manifest.num_docs} documents so far): "
+                          "run `decrank encode` again to complete it", UnfinishedStoreWarning, stacklevel=2)
+        shards = len(self.manifest.shards)
+        self._states: list[np.ndarray | None] = [None] * shards
+        self._offsets: list[np.ndarray | None] = [None] * shards
+        self._checksums: list[np.ndarray | None] = [None] * shards
+        self._tables: list[DocidTable | None] = [None] * shards
 
     @classmethod
-    def open(cls, path: str | Path) -> "EncoderStateStore":
-        return cls(path)
+    def open(cls, path: str | Path, verify_reads: bool = True) -> "EncoderStateStore":
+        return cls(path, verify_reads=verify_reads)
 
-    # ------------------------------------------------------------------ shard access (lazy mmaps)
+    # ------------------------------------------------------------------ shard access (lazy, checked mmaps)
     def _shard_dir(self, i: int) -> Path:
         return self.path / "shards" / self.manifest.shards[i].name
 
+    def _check_small_files(self, i: int) -> None:
+        """The sha256 of every shard file but the states (small: ids, offsets, checksums) on first touch."""
+        shard = self.manifest.shards[i]
+        for fname, meta in shard.files.items():
+            if fname != STATES_FILE and _sha256_file(self._shard_dir(i) / fname) != meta["sha256"]:
+                raise DecrankError(f"{self._shard_dir(i) / fname}: checksum differs from the manifest (corrupted shard)")
+
+    def _load(self, path: Path) -> np.ndarray:
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DecrankError(f"{path}: unreadable array ({exc})") from None
+
     def _table(self, i: int) -> DocidTable:
         if self._tables[i] is None:
-            self._tables[i] = load_docid_table(self._shard_dir(i))
+            self._check_small_files(i)
+            self._tables[i] = DocidTable({name: self._load(self._shard_dir(i) / fname) for name, fname in DOCID_FILES.items()})
         return self._tables[i]
 
-    def _shard_arrays(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def _shard_arrays(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._states[i] is None:
+            self._table(i)  # checks the small files once
             shard = self.manifest.shards[i]
-            self._offsets[i] = np.load(self._shard_dir(i) / OFFSETS_FILE, mmap_mode="r")
+            offsets = self._load(self._shard_dir(i) / OFFSETS_FILE)
+            if (offsets.shape != (shard.num_docs + 1,) or offsets[0] != 0 or offsets[-1] != shard.num_tokens
+                    or (np.diff(offsets) < 0).any()):
+                raise DecrankError(f"{self._shard_dir(i) / OFFSETS_FILE}: offsets do not fit the shard (corrupted)")
+            checksums = self._load(self._shard_dir(i) / CHECKSUMS_FILE)
+            if checksums.shape != (shard.num_docs,):
+                raise DecrankError(f"{self._shard_dir(i) / CHECKSUMS_FILE}: one checksum per document expected")
             shape = (shard.num_tokens, self.manifest.hidden_size)
             if shard.num_tokens == 0:
-                self._states[i] = np.zeros(shape, dtype=self.codec.storage)
+                states = np.zeros(shape, dtype=self.codec.storage)
             else:
                 # copy-on-write mapping: writable for torch.from_numpy, yet never writes the file
-                self._states[i] = np.memmap(self._shard_dir(i) / STATES_FILE, dtype=self.codec.storage, mode="c", shape=shape)
-        return self._states[i], self._offsets[i]
+                states = np.memmap(self._shard_dir(i) / STATES_FILE, dtype=self.codec.storage, mode="c", shape=shape)
+            self._offsets[i], self._checksums[i], self._states[i] = offsets, checksums, states
+        return self._states[i], self._offsets[i], self._checksums[i]
 
     # ------------------------------------------------------------------ lookups
     def __len__(self) -> int:
@@ -166,14 +240,20 @@ class EncoderStateStore:
         return [d for d, s in zip(docids, shards) if s < 0]
 
     def get_many(self, docids: Sequence[str]) -> list[torch.Tensor]:
-        """Each document's states (``tokens x hidden``), zero-copy views of the mapped shard."""
+        """Each document's states (``tokens x hidden``), zero-copy views of the mapped shard, each checked
+        against its CRC first (with ``verify_reads``)."""
         shards, rows = self.locate(docids)
         if (shards < 0).any():
             raise MissingDocidsError(self.path, [d for d, s in zip(docids, shards) if s < 0])
         out = []
-        for shard, row in zip(shards, rows):
-            states, offsets = self._shard_arrays(int(shard))
-            out.append(self.codec.from_storage(states[offsets[row] : offsets[row + 1]]))
+        for docid, shard, row in zip(docids, shards, rows):
+            states, offsets, checksums = self._shard_arrays(int(shard))
+            start, end = int(offsets[row]), int(offsets[row + 1])
+            document = states[start:end]
+            if self.verify_reads and document_crc(docid, start, end, document) != int(checksums[row]):
+                raise DecrankError(f"{self._shard_dir(int(shard)) / STATES_FILE}: document {docid} fails its checksum "
+                                   "(corrupted store; `decrank store verify` checks every file)")
+            out.append(self.codec.from_storage(document))
         return out
 
     def get(self, docid: str) -> torch.Tensor:
@@ -182,6 +262,15 @@ class EncoderStateStore:
     def docids(self) -> Iterator[str]:
         for i in range(len(self.manifest.shards)):
             yield from self._table(i)
+
+    def text_hashes(self) -> dict[str, int]:
+        """docid -> hash of the text it was encoded from (for ``encode`` to tell a changed corpus)."""
+        out = {}
+        for i in range(len(self.manifest.shards)):
+            hashes = self._load(self._shard_dir(i) / TEXT_HASHES_FILE)
+            for row, docid in enumerate(self._table(i)):
+                out[docid] = int(hashes[row])
+        return out
 
     # ------------------------------------------------------------------ checks
     def check_model(self, fingerprint: dict, max_length: int | None = None) -> None:
@@ -194,13 +283,31 @@ class EncoderStateStore:
                 f"store {self.path} was built with max length {self.manifest.max_length}, not {max_length}"
             )
 
-    def verify(self) -> None:
-        """Checks every shard file's sha256 against the manifest (reads the whole store)."""
+    def problems(self) -> list[str]:
+        """Every shard file whose sha256 differs from the manifest (reads the whole store)."""
+        found = []
         for shard in self.manifest.shards:
             for fname, meta in shard.files.items():
                 fpath = self.path / "shards" / shard.name / fname
                 if _sha256_file(fpath) != meta["sha256"]:
-                    raise DecrankError(f"{fpath}: checksum differs from the manifest (corrupted shard)")
+                    found.append(f"{fpath}: checksum differs from the manifest (corrupted shard)")
+        return found
+
+    def verify(self) -> None:
+        """Checks every shard file's sha256 against the manifest; the first mismatch is an error."""
+        found = self.problems()
+        if found:
+            raise DecrankError(found[0] + (f" (and {len(found) - 1} more)" if len(found) > 1 else ""))
+
+    def info(self) -> dict:
+        """What ``decrank store info`` prints: model, codec, counts, bytes per token, size on disk."""
+        m = self.manifest
+        on_disk = sum(meta["bytes"] for shard in m.shards for meta in shard.files.values())
+        states = sum(shard.files[STATES_FILE]["bytes"] for shard in m.shards)
+        return {"path": str(self.path), "model": m.model.get("model"), "content": m.model.get("content", "encoder-states"),
+                "codec": m.codec, "hidden_size": m.hidden_size, "max_length": m.max_length, "documents": m.num_docs,
+                "tokens": m.num_tokens, "shards": len(m.shards), "complete": m.complete,
+                "bytes_per_token": states / m.num_tokens if m.num_tokens else 0.0, "bytes_on_disk": on_disk}
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -239,8 +346,33 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _acquire_lock(folder: Path) -> int:
+    """An exclusive lock on ``folder/.lock`` holding this process's pid. The OS drops it when the holder
+    dies, so a lock left by a killed writer (a stale lock) is simply taken over."""
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("utf-8", errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise DecrankError(f"store {folder} is being written by another process (pid {holder}, lock "
+                           f"{folder / LOCK_FILE}): wait for it to finish, or stop it") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+_SHARD_NAME = re.compile(r"^\d{5}(\.tmp)?$")
+# what a writer leaves in a folder before its first manifest: such a folder counts as empty
+_LEFTOVERS = {LOCK_FILE, MANIFEST + ".tmp"}
+
+
 class StoreWriter:
-    """Appends documents' states shard by shard; reopening an existing store resumes it."""
+    """Appends documents' states shard by shard; reopening an existing store resumes it.
+
+    It holds the store's lock while open; refuses a folder that is neither empty nor a store; and when it
+    fails before its first shard in a folder it created, it leaves nothing behind.
+    """
 
     def __init__(
         self,
@@ -252,9 +384,28 @@ class StoreWriter:
         shard_size: int = 100_000,
     ) -> None:
         self.path = Path(path)
+        if shard_size < 1:
+            raise DecrankError(f"shard_size must be at least 1, not {shard_size}")
         self.shard_size = shard_size
         get_codec(codec)
-        (self.path / "shards").mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise DecrankError(f"{self.path}: not a folder, so it cannot hold a store")
+        self._created = not self.path.exists() or not set(os.listdir(self.path)) - _LEFTOVERS
+        if not self._created and not (self.path / MANIFEST).is_file():
+            raise DecrankError(f"{self.path}: neither an encoder-state store (no {MANIFEST}) nor empty; "
+                               "give a new or empty folder")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DecrankError(f"{self.path}: cannot create the store folder ({exc.strerror or exc})") from None
+        self._lock: int | None = _acquire_lock(self.path)
+        try:
+            self._open(fingerprint, hidden_size, max_length, codec)
+        except BaseException:
+            self._release()
+            raise
+
+    def _open(self, fingerprint: dict, hidden_size: int, max_length: int, codec: str) -> None:
         if (self.path / MANIFEST).is_file():
             self.manifest = Manifest.load(self.path)
             problem = _identity_mismatch(self.manifest.model, fingerprint)
@@ -270,23 +421,41 @@ class StoreWriter:
             self.manifest = Manifest(model=dict(fingerprint), max_length=max_length, hidden_size=hidden_size, codec=codec)
             self.manifest.save(self.path)
         self.codec = get_codec(self.manifest.codec)
+        (self.path / "shards").mkdir(exist_ok=True)
         listed = {s.name for s in self.manifest.shards}
         for leftover in (self.path / "shards").iterdir():  # half-written by a crash: never listed
-            if leftover.name not in listed:
+            if leftover.name not in listed and _SHARD_NAME.match(leftover.name) and leftover.is_dir():
                 shutil.rmtree(leftover)
         self._pending_ids: list[str] = []
         self._pending_states: list[np.ndarray] = []
+        self._pending_text_hashes: list[int] = []
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def existing_docids(self) -> set[str]:
         """Docids already stored (for resuming); built once per encode run, never at read time."""
-        reader = EncoderStateStore(self.path)
-        return set(reader.docids())
+        return set(self.stored_text_hashes())
 
-    def add(self, docid: str, states: torch.Tensor) -> None:
+    def stored_text_hashes(self) -> dict[str, int]:
+        """docid -> hash of its text, of every document already stored."""
+        if not self.manifest.shards:
+            return {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnfinishedStoreWarning)
+            return EncoderStateStore(self.path).text_hashes()
+
+    def add(self, docid: str, states: torch.Tensor, text_hash: int = 0) -> None:
+        """Buffers one document (``text_hash``: ``text_hash(text)``, 0 if unknown); full shards are written."""
+        if not docid or any(c.isspace() for c in docid):
+            raise DecrankError(f"docid {docid!r} is empty or holds whitespace, which no TREC run line can carry")
         if states.ndim != 2 or states.shape[1] != self.manifest.hidden_size:
             raise DecrankError(f"states of {docid!r} have shape {tuple(states.shape)}, store expects (*, {self.manifest.hidden_size})")
         self._pending_ids.append(docid)
         self._pending_states.append(self.codec.to_storage(states))
+        self._pending_text_hashes.append(text_hash)
         if len(self._pending_ids) >= self.shard_size:
             self.flush()
 
@@ -299,9 +468,13 @@ class StoreWriter:
         lengths = [s.shape[0] for s in self._pending_states]
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
+        checksums = np.array([document_crc(d, int(offsets[i]), int(offsets[i + 1]), s)
+                              for i, (d, s) in enumerate(zip(self._pending_ids, self._pending_states))], dtype=np.uint32)
         files = {
             STATES_FILE: _write_file(tmp / STATES_FILE, b"".join(s.tobytes() for s in self._pending_states)),
             OFFSETS_FILE: _write_file(tmp / OFFSETS_FILE, _npy_bytes(offsets)),
+            CHECKSUMS_FILE: _write_file(tmp / CHECKSUMS_FILE, _npy_bytes(checksums)),
+            TEXT_HASHES_FILE: _write_file(tmp / TEXT_HASHES_FILE, _npy_bytes(np.array(self._pending_text_hashes, dtype=np.uint64))),
         }
         for key, array in build_docid_arrays(self._pending_ids).items():
             files[DOCID_FILES[key]] = _write_file(tmp / DOCID_FILES[key], _npy_bytes(array))
@@ -311,16 +484,36 @@ class StoreWriter:
         self.manifest.num_docs += shard.num_docs
         self.manifest.num_tokens += shard.num_tokens
         self.manifest.save(self.path)
-        self._pending_ids, self._pending_states = [], []
+        self._pending_ids, self._pending_states, self._pending_text_hashes = [], [], []
 
     def close(self, complete: bool = True) -> None:
-        self.flush()
-        self.manifest.complete = complete
-        self.manifest.save(self.path)
+        if self._lock is None:
+            return
+        try:
+            self.flush()
+            self.manifest.complete = complete
+            self.manifest.save(self.path)
+        finally:
+            self._release()
+
+    def _discard(self) -> None:
+        """Removes what this writer made in a folder it created, when it failed before storing anything."""
+        self._pending_ids, self._pending_states, self._pending_text_hashes = [], [], []
+        self._release()
+        for name in (MANIFEST, MANIFEST + ".tmp", LOCK_FILE):
+            (self.path / name).unlink(missing_ok=True)
+        shards = self.path / "shards"
+        if shards.is_dir() and not any(shards.iterdir()):
+            shards.rmdir()
+        if not any(self.path.iterdir()):
+            self.path.rmdir()
 
     def __enter__(self) -> "StoreWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self._created and not self.manifest.shards and not self._pending_ids:
+            self._discard()
+            return
         # on an error, keep what was flushed and the buffered documents too; the store stays resumable
         self.close(complete=exc_type is None)

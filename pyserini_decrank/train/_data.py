@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import DecrankError
-from ..io import join_title
-from ..io import open_text
+from ..io import read_lines
 
 
 @dataclass
@@ -31,15 +29,13 @@ class PairSet:
 
 def _tsv_pairs(path: Path) -> list[tuple[str, str]]:
     out = []
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line.strip() or (lineno == 1 and line.lower().startswith("query\t")):
-                continue
-            query, sep, passage = line.partition("\t")
-            if not sep or not query.strip() or not passage.strip():
-                raise DecrankError(f"{path}:{lineno}: expected 'query<TAB>passage': {line[:80]!r}")
-            out.append((query.strip(), passage.strip()))
+    for lineno, line in read_lines(path):
+        if not line.strip() or (lineno == 1 and line.lower().startswith("query\t")):
+            continue
+        query, sep, passage = line.partition("\t")
+        if not sep or not query.strip() or not passage.strip():
+            raise DecrankError(f"{path}:{lineno}: expected 'query<TAB>passage': {line[:80]!r}")
+        out.append((query.strip(), passage.strip()))
     return out
 
 
@@ -47,17 +43,15 @@ def _beir_pairs(folder: Path, split: str) -> list[tuple[str, str]]:
     qrels = next((p for p in (folder / "qrels" / f"{split}.tsv", folder / f"qrels_{split}.tsv") if p.is_file()), None)
     if qrels is None:
         raise DecrankError(f"{folder}: no qrels/{split}.tsv or qrels_{split}.tsv for the {split} split")
-    from ..io import read_qrels, read_topics
+    from ..io import read_corpus, read_qrels, read_topics
 
     queries = read_topics(str(folder / "queries.jsonl"))
     judged = read_qrels(str(qrels))
     wanted = {d for docs in judged.values() for d, rel in docs.items() if rel > 0}
     corpus = {}
-    with open_text(folder / "corpus.jsonl") as f:
-        for line in f:
-            obj = json.loads(line)
-            if str(obj["_id"]) in wanted:
-                corpus[str(obj["_id"])] = join_title(obj.get("title"), obj.get("text"))
+    for doc in read_corpus(folder / "corpus.jsonl"):
+        if doc.docid in wanted:
+            corpus[doc.docid] = doc.text
     return [(queries[q], corpus[d]) for q, docs in judged.items() for d, rel in docs.items()
             if rel > 0 and q in queries and d in corpus]
 
