@@ -31,6 +31,38 @@ def _chunks(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
         yield chunk
 
 
+def _first_occurrences(chunk: list[Document], seen: dict[str, int], stored: dict[str, int], on_duplicate: str,
+                       store: str | Path) -> list[tuple[Document, int]]:
+    """The chunk's documents whose docid the corpus has not shown before, with their text hashes; a
+    repeated docid is an error unless ``on_duplicate="first"``, a changed text for a stored one always."""
+    out = []
+    for doc in chunk:
+        position = len(seen) + 1
+        if doc.docid in seen:
+            if on_duplicate == "error":
+                message = f"docid {doc.docid} appears twice in the corpus (documents {seen[doc.docid]} and {position})"
+                raise DecrankError(f"{message}; pass on_duplicate='first' to keep the first",
+                                   cli=f"{message}; pass --on-duplicate first to keep the first")
+            continue
+        seen[doc.docid] = position
+        digest = text_hash(doc.text)
+        if stored.get(doc.docid, 0) not in (0, digest):
+            raise DecrankError(f"docid {doc.docid}: its text differs from the text stored for it in {store} "
+                               "(the corpus changed); encode into a new store")
+        out.append((doc, digest))
+    return out
+
+
+def _encode(model: QueryLikelihoodModel, batch: list[list[int]], cross_kv: bool) -> list:
+    """Each document's encoder states or, for a ``cross-kv`` store, its cross-attention keys/values."""
+    states = model.encode_ids(batch)
+    if not cross_kv:
+        return states
+    padded, mask = pad_states(states)
+    kv = model.cross_keys_values(padded, mask)
+    return [kv[j, : s.shape[0]] for j, s in enumerate(states)]
+
+
 def encode_corpus(
     model: QueryLikelihoodModel,
     corpus: Iterable[Document],
@@ -71,49 +103,26 @@ def encode_corpus(
     with StoreWriter(store, fingerprint, width, max_length, codec=codec, shard_size=shard_size) as writer:
         stored = writer.stored_text_hashes()
         seen: dict[str, int] = {}  # docid -> its position in the corpus
-        position = 0
-        bar = tqdm(desc="encode", unit="doc", disable=not progress, initial=0, dynamic_ncols=True)
-        for chunk in _chunks(corpus, batch_size * 32):
-            firsts = []
-            for doc in chunk:
-                position += 1
-                if doc.docid in seen:
-                    if on_duplicate == "error":
-                        raise DecrankError(f"docid {doc.docid} appears twice in the corpus (documents {seen[doc.docid]} "
-                                           f"and {position}); pass on_duplicate='first' to keep the first",
-                                           cli=f"docid {doc.docid} appears twice in the corpus (documents {seen[doc.docid]} "
-                                               f"and {position}); pass --on-duplicate first to keep the first")
-                    skipped += 1
-                    continue
-                seen[doc.docid] = position
-                digest = text_hash(doc.text)
-                if doc.docid in stored and stored[doc.docid] not in (0, digest):
-                    raise DecrankError(f"docid {doc.docid}: its text differs from the text stored for it in {store} "
-                                       "(the corpus changed); encode into a new store")
-                firsts.append((doc, digest))
-            if all(doc.docid in stored for doc, _ in firsts):
-                skipped += len(firsts)
+        bar = tqdm(desc="encode", unit="doc", disable=not progress, dynamic_ncols=True)
+        try:  # the bar is closed before any error line is printed
+            for chunk in _chunks(corpus, batch_size * 32):
+                firsts = _first_occurrences(chunk, seen, stored, on_duplicate, store)
+                skipped += len(chunk) - len(firsts)
+                ids = model.tokenize_documents([doc.text for doc, _ in firsts], max_length) if firsts else []
+                order = sorted(range(len(firsts)), key=lambda i: len(ids[i]), reverse=True)
+                for start in range(0, len(order), batch_size):
+                    batch = order[start : start + batch_size]
+                    if all(firsts[i][0].docid in stored for i in batch):
+                        skipped += len(batch)
+                        continue
+                    for i, states in zip(batch, _encode(model, [ids[i] for i in batch], cross_kv)):
+                        doc, digest = firsts[i]
+                        if doc.docid in stored:
+                            skipped += 1
+                        else:
+                            writer.add(doc.docid, states, digest)
+                            encoded += 1
                 bar.update(len(chunk))
-                continue
-            ids = model.tokenize_documents([doc.text for doc, _ in firsts], max_length)
-            order = sorted(range(len(firsts)), key=lambda i: len(ids[i]), reverse=True)
-            for start in range(0, len(order), batch_size):
-                batch = order[start : start + batch_size]
-                if all(firsts[i][0].docid in stored for i in batch):
-                    skipped += len(batch)
-                    continue
-                states = model.encode_ids([ids[i] for i in batch])
-                if cross_kv:
-                    padded, mask = pad_states(states)
-                    kv = model.cross_keys_values(padded, mask)
-                    states = [kv[j, : s.shape[0]] for j, s in enumerate(states)]
-                for i, s in zip(batch, states):
-                    doc, digest = firsts[i]
-                    if doc.docid in stored:
-                        skipped += 1
-                    else:
-                        writer.add(doc.docid, s, digest)
-                        encoded += 1
-            bar.update(len(chunk))
-        bar.close()
+        finally:
+            bar.close()
     return EncodeStats(encoded=encoded, skipped=skipped, total_in_store=writer.manifest.num_docs)

@@ -193,12 +193,14 @@ class Reranker(ABC):
             _check_alpha(alpha)
         writers: list[RunWriter] = []
         complete = False
+        bar = tqdm(total=len(run), desc="rerank", unit="query", disable=not progress, dynamic_ncols=True)
         try:
             writers = [RunWriter(path, name) for _, path, name in targets]
-            for qid, hits in tqdm(run.items(), desc="rerank", unit="query", disable=not progress, dynamic_ncols=True):
+            for qid, hits in run.items():
                 rankings = self.rerank_alphas(queries[qid], hits, [a for a, _, _ in targets], k=depth, qid=qid)
                 for writer, ranking in zip(writers, rankings):
                     writer.write(qid, ranking)
+                bar.update(1)
             complete = True
         except DecrankError as exc:
             if not writers:
@@ -206,6 +208,7 @@ class Reranker(ABC):
             kept = f"; {output} is unchanged, the {writers[0].queries} queries done are in {writers[0].partial}"
             raise DecrankError(f"{exc}{kept}", cli=f"{exc.cli_message}{kept}") from None
         finally:
+            bar.close()  # before any error line is printed
             for writer in writers:
                 writer.close(complete=complete)
 
