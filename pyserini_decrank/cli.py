@@ -103,7 +103,9 @@ def main() -> None:
 @click.option("--max-length", type=POSITIVE, default=None, help="Document tokens kept [default: the model's].")
 @click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
 @click.option("--shard-size", type=POSITIVE, default=100_000, show_default=True, help="Documents per shard.")
-@click.option("--codec", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp16", show_default=True)
+@click.option("--codec", default="fp16", show_default=True,
+              help="fp32, fp16, bf16, or a faiss factory string (SQ8, PQ64, OPQ32,PQ32, ...): a codec trained once on "
+                   "the first token states, saved in the store.")
 @click.option("--document-prefix", default=None, help="Text put before every document [default: the model's].")
 @click.option("--cross-kv", is_flag=True, help="Store every decoder layer's cross-attention keys/values instead of the "
               "encoder states: faster queries, 2 x layers x the size, tied to this decoder.")

@@ -1,24 +1,40 @@
 """Codecs for stored encoder states, named by a short string as faiss names its index types.
 
-A codec is a manifest field, so compressed codecs (int8, product quantisation) can be added later
-without changing the store's layout.
+``fp32``, ``fp16`` and ``bf16`` keep the numbers (reads are zero-copy views). Any other name is a faiss
+index-factory string whose index is a standalone codec (``sa_encode``/``sa_decode``): ``SQ8``,
+``SQfp16``, ``PQ64``, ``PQ32x8``, ``OPQ32,PQ32``, ``RQ16x8``, ... Such a codec is trained once, on a
+sample of the corpus's token states, saved in the store (``codec.faiss``, its sha256 in the manifest),
+and decodes one query's candidates in one vectorised call.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..errors import DecrankError
 
+CODEC_FILE = "codec.faiss"
+
 
 @dataclass(frozen=True)
 class Codec:
+    """A codec that keeps the numbers: stored as ``storage``, read back zero-copy as ``compute``."""
+
     name: str
     storage: np.dtype  # how the bytes lie on disk
     compute: torch.dtype  # what a zero-copy read hands back
+    needs_training = False
+    is_trained = True
+
+    def width(self, hidden_size: int) -> int:
+        """Stored values per token."""
+        return hidden_size
 
     def to_storage(self, states: torch.Tensor) -> np.ndarray:
         converted = states.detach().to(self.compute).contiguous()
@@ -32,6 +48,9 @@ class Codec:
             return tensor.view(torch.bfloat16)
         return tensor
 
+    def decode_many(self, arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        return [self.from_storage(a) for a in arrays]
+
 
 CODECS = {
     "fp32": Codec("fp32", np.dtype(np.float32), torch.float32),
@@ -40,8 +59,80 @@ CODECS = {
 }
 
 
-def get_codec(name: str) -> Codec:
-    try:
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if "Error" in line or "error" in line or "should" in line:
+            return line.strip()
+    return text.splitlines()[-1].strip() if text else type(exc).__name__
+
+
+class FaissCodec:
+    """A faiss standalone codec over ``dim``-wide token states: codes of ``code_size`` bytes per token."""
+
+    storage = np.dtype(np.uint8)
+    needs_training = True
+
+    def __init__(self, name: str, dim: int, index=None) -> None:
+        import faiss
+
+        self.name, self.dim = name, dim
+        try:
+            self.index = index if index is not None else faiss.index_factory(dim, name)
+            self.code_size = int(self.index.sa_code_size())
+        except RuntimeError as exc:
+            raise DecrankError(f"codec {name!r}: not a faiss codec for {dim}-wide states "
+                               f"({_first_line(exc)}); known names: {', '.join(CODECS)} or a faiss factory string "
+                               "such as SQ8, PQ64, OPQ32,PQ32") from None
+        if self.index.d != dim:
+            raise DecrankError(f"codec {name!r} is for {self.index.d}-wide states, the store's are {dim}-wide")
+
+    @property
+    def is_trained(self) -> bool:
+        return bool(self.index.is_trained)
+
+    def width(self, hidden_size: int) -> int:
+        return self.code_size
+
+    def train(self, sample: np.ndarray) -> None:
+        try:
+            self.index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        except RuntimeError as exc:
+            raise DecrankError(f"codec {self.name!r} cannot be trained on {len(sample)} token states: "
+                               f"{_first_line(exc)}; encode more documents, or choose a smaller codec") from None
+
+    def to_storage(self, states: torch.Tensor) -> np.ndarray:
+        return self.index.sa_encode(np.ascontiguousarray(states.detach().float().numpy()))
+
+    def decode_many(self, arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Every document's states from its codes, in one ``sa_decode`` call."""
+        if not arrays:
+            return []
+        lengths = [len(a) for a in arrays]
+        decoded = torch.from_numpy(self.index.sa_decode(np.ascontiguousarray(np.concatenate(arrays))))
+        return list(decoded.split(lengths))
+
+    def to_bytes(self) -> bytes:
+        import faiss
+
+        return faiss.serialize_index(self.index).tobytes()
+
+    @classmethod
+    def from_file(cls, name: str, dim: int, path: Path, sha256: str) -> "FaissCodec":
+        import faiss
+
+        if not path.is_file():
+            raise DecrankError(f"{path}: the store's trained codec is missing")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise DecrankError(f"{path}: the trained codec differs from the manifest's sha256 (altered or corrupted)")
+        return cls(name, dim, faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)))
+
+
+def get_codec(name: str, dim: int | None = None):
+    """A codec by name: ``fp32``/``fp16``/``bf16``, or (with ``dim``) an untrained faiss codec."""
+    if name in CODECS:
         return CODECS[name]
-    except KeyError:
-        raise DecrankError(f"unknown codec {name!r}; known: {', '.join(CODECS)}") from None
+    if dim is None:
+        raise DecrankError(f"unknown codec {name!r}; known: {', '.join(CODECS)} or a faiss factory string")
+    return FaissCodec(name, dim)

@@ -8,6 +8,7 @@ Layout of a store folder::
     shards/00000/checksums.npy    CRC-32 of each document: its docid, its offsets and its states' bytes
     shards/00000/texthashes.npy   a 64-bit hash of each document's text, to tell a changed corpus on resume
     shards/00000/docids.*.npy     the shard's docid table (see ``_docids``)
+    codec.faiss                   a trained faiss codec, when the codec is one (its sha256 in the manifest)
 
 Durability, as storage engines have it: a shard is written to a temporary folder, synced, renamed into
 place and only then listed in the manifest (itself replaced atomically), so a crash never leaves a listed
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import DecrankError
-from ._codecs import get_codec
+from ._codecs import CODEC_FILE, CODECS, FaissCodec, get_codec
 from ._docids import DOCID_FILES, DocidTable, build_docid_arrays, hashes_of
 
 FORMAT_VERSION = 2
@@ -45,6 +46,8 @@ OFFSETS_FILE = "offsets.npy"
 CHECKSUMS_FILE = "checksums.npy"
 TEXT_HASHES_FILE = "texthashes.npy"
 LOCK_FILE = ".lock"
+# token states a trainable codec is trained on: the first ones the store receives, subsampled to this many
+CODEC_TRAIN_TOKENS = 20_000
 
 
 class UnfinishedStoreWarning(UserWarning):
@@ -88,6 +91,7 @@ class Manifest:
     complete: bool = False
     format_version: int = FORMAT_VERSION
     kind: str = "decrank-store"
+    codec_sha256: str | None = None  # of codec.faiss, for a trained codec
 
     def save(self, folder: Path) -> None:
         tmp = folder / (MANIFEST + ".tmp")
@@ -143,7 +147,7 @@ class EncoderStateStore:
         self.path = Path(path)
         self.verify_reads = verify_reads
         self.manifest = Manifest.load(self.path)
-        self.codec = get_codec(self.manifest.codec)
+        self.codec = _stored_codec(self.path, self.manifest)
         for shard in self.manifest.shards:
             for fname, meta in shard.files.items():
                 fpath = self.path / "shards" / shard.name / fname
@@ -203,7 +207,7 @@ class EncoderStateStore:
             checksums = self._load(self._shard_dir(i) / CHECKSUMS_FILE)
             if checksums.shape != (shard.num_docs,):
                 raise DecrankError(f"{self._shard_dir(i) / CHECKSUMS_FILE}: one checksum per document expected")
-            shape = (shard.num_tokens, self.manifest.hidden_size)
+            shape = (shard.num_tokens, self.codec.width(self.manifest.hidden_size))
             if shard.num_tokens == 0:
                 states = np.zeros(shape, dtype=self.codec.storage)
             else:
@@ -245,7 +249,7 @@ class EncoderStateStore:
         shards, rows = self.locate(docids)
         if (shards < 0).any():
             raise MissingDocidsError(self.path, [d for d, s in zip(docids, shards) if s < 0])
-        out = []
+        stored = []
         for docid, shard, row in zip(docids, shards, rows):
             states, offsets, checksums = self._shard_arrays(int(shard))
             start, end = int(offsets[row]), int(offsets[row + 1])
@@ -253,8 +257,8 @@ class EncoderStateStore:
             if self.verify_reads and document_crc(docid, start, end, document) != int(checksums[row]):
                 raise DecrankError(f"{self._shard_dir(int(shard)) / STATES_FILE}: document {docid} fails its checksum "
                                    "(corrupted store; `decrank store verify` checks every file)")
-            out.append(self.codec.from_storage(document))
-        return out
+            stored.append(document)
+        return self.codec.decode_many(stored)
 
     def get(self, docid: str) -> torch.Tensor:
         return self.get_many([docid])[0]
@@ -286,6 +290,8 @@ class EncoderStateStore:
     def problems(self) -> list[str]:
         """Every shard file whose sha256 differs from the manifest (reads the whole store)."""
         found = []
+        if self.manifest.codec_sha256 and _sha256_file(self.path / CODEC_FILE) != self.manifest.codec_sha256:
+            found.append(f"{self.path / CODEC_FILE}: checksum differs from the manifest (corrupted codec)")
         for shard in self.manifest.shards:
             for fname, meta in shard.files.items():
                 fpath = self.path / "shards" / shard.name / fname
@@ -303,6 +309,8 @@ class EncoderStateStore:
         """What ``decrank store info`` prints: model, codec, counts, bytes per token, size on disk."""
         m = self.manifest
         on_disk = sum(meta["bytes"] for shard in m.shards for meta in shard.files.values())
+        if (self.path / CODEC_FILE).is_file():
+            on_disk += (self.path / CODEC_FILE).stat().st_size
         states = sum(shard.files[STATES_FILE]["bytes"] for shard in m.shards)
         return {"path": str(self.path), "model": m.model.get("model"), "content": m.model.get("content", "encoder-states"),
                 "codec": m.codec, "hidden_size": m.hidden_size, "max_length": m.max_length, "documents": m.num_docs,
@@ -313,6 +321,17 @@ class EncoderStateStore:
         m = self.manifest
         return (f"EncoderStateStore({str(self.path)!r}, docs={m.num_docs}, tokens={m.num_tokens}, "
                 f"codec={m.codec}, shards={len(m.shards)}, complete={m.complete})")
+
+
+def _stored_codec(folder: Path, manifest: Manifest):
+    """The manifest's codec; a trained one is read from the store, checked against its sha256."""
+    if manifest.codec in CODECS:
+        return CODECS[manifest.codec]
+    if not manifest.codec_sha256:
+        if manifest.shards:
+            raise DecrankError(f"{folder / MANIFEST}: codec {manifest.codec!r} without its trained codec's sha256")
+        return get_codec(manifest.codec, manifest.hidden_size)  # not trained yet: nothing was stored
+    return FaissCodec.from_file(manifest.codec, manifest.hidden_size, folder / CODEC_FILE, manifest.codec_sha256)
 
 
 class MissingDocidsError(DecrankError):
@@ -382,12 +401,14 @@ class StoreWriter:
         max_length: int,
         codec: str = "fp16",
         shard_size: int = 100_000,
+        codec_train_tokens: int = CODEC_TRAIN_TOKENS,
     ) -> None:
         self.path = Path(path)
+        self.codec_train_tokens = codec_train_tokens
         if shard_size < 1:
             raise DecrankError(f"shard_size must be at least 1, not {shard_size}")
         self.shard_size = shard_size
-        get_codec(codec)
+        get_codec(codec, hidden_size)  # an unknown or misfit codec is refused before anything is written
         if self.path.exists() and not self.path.is_dir():
             raise DecrankError(f"{self.path}: not a folder, so it cannot hold a store")
         self._created = not self.path.exists() or not set(os.listdir(self.path)) - _LEFTOVERS
@@ -420,7 +441,7 @@ class StoreWriter:
         else:
             self.manifest = Manifest(model=dict(fingerprint), max_length=max_length, hidden_size=hidden_size, codec=codec)
             self.manifest.save(self.path)
-        self.codec = get_codec(self.manifest.codec)
+        self.codec = _stored_codec(self.path, self.manifest)
         (self.path / "shards").mkdir(exist_ok=True)
         listed = {s.name for s in self.manifest.shards}
         for leftover in (self.path / "shards").iterdir():  # half-written by a crash: never listed
@@ -454,29 +475,61 @@ class StoreWriter:
         if states.ndim != 2 or states.shape[1] != self.manifest.hidden_size:
             raise DecrankError(f"states of {docid!r} have shape {tuple(states.shape)}, store expects (*, {self.manifest.hidden_size})")
         self._pending_ids.append(docid)
-        self._pending_states.append(self.codec.to_storage(states))
+        # an untrained codec keeps the states as they are until it is trained on the first ones
+        self._pending_states.append(self.codec.to_storage(states) if self.codec.is_trained
+                                    else states.detach().float().numpy())
         self._pending_text_hashes.append(text_hash)
         if len(self._pending_ids) >= self.shard_size:
-            self.flush()
+            self.flush(whole_shards_only=True)
 
-    def flush(self) -> None:
+    def _train_codec(self) -> None:
+        """Trains the codec on the first ``codec_train_tokens`` token states received (a fixed-seed
+        subsample of them beyond that), saves it atomically, and encodes what waits."""
+        sample = np.concatenate(self._pending_states)
+        if len(sample) > self.codec_train_tokens:
+            chosen = np.random.default_rng(0).choice(len(sample), self.codec_train_tokens, replace=False)
+            sample = sample[np.sort(chosen)]
+        self.codec.train(sample)
+        data = self.codec.to_bytes()
+        tmp = self.path / (CODEC_FILE + ".tmp")
+        meta = _write_file(tmp, data)
+        os.replace(tmp, self.path / CODEC_FILE)
+        self.manifest.codec_sha256 = meta["sha256"]
+        self.manifest.save(self.path)
+        self._pending_states = [self.codec.to_storage(torch.from_numpy(s)) for s in self._pending_states]
+
+    def flush(self, whole_shards_only: bool = False) -> None:
+        """Writes what is pending as shards of ``shard_size`` documents (and, unless ``whole_shards_only``,
+        the rest as a last, smaller one). An untrained codec first waits for enough token states."""
         if not self._pending_ids:
             return
+        if not self.codec.is_trained:
+            if whole_shards_only and sum(len(s) for s in self._pending_states) < self.codec_train_tokens:
+                return
+            self._train_codec()
+        while len(self._pending_ids) >= self.shard_size or (self._pending_ids and not whole_shards_only):
+            n = self.shard_size
+            ids, states, hashes = self._pending_ids[:n], self._pending_states[:n], self._pending_text_hashes[:n]
+            self._pending_ids, self._pending_states = self._pending_ids[n:], self._pending_states[n:]
+            self._pending_text_hashes = self._pending_text_hashes[n:]
+            self._write_shard(ids, states, hashes)
+
+    def _write_shard(self, ids: list[str], states: list[np.ndarray], text_hashes: list[int]) -> None:
         name = f"{len(self.manifest.shards):05d}"
         tmp = self.path / "shards" / (name + ".tmp")
         tmp.mkdir(parents=True, exist_ok=True)
-        lengths = [s.shape[0] for s in self._pending_states]
+        lengths = [s.shape[0] for s in states]
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         checksums = np.array([document_crc(d, int(offsets[i]), int(offsets[i + 1]), s)
-                              for i, (d, s) in enumerate(zip(self._pending_ids, self._pending_states))], dtype=np.uint32)
+                              for i, (d, s) in enumerate(zip(ids, states))], dtype=np.uint32)
         files = {
-            STATES_FILE: _write_file(tmp / STATES_FILE, b"".join(s.tobytes() for s in self._pending_states)),
+            STATES_FILE: _write_file(tmp / STATES_FILE, b"".join(s.tobytes() for s in states)),
             OFFSETS_FILE: _write_file(tmp / OFFSETS_FILE, _npy_bytes(offsets)),
             CHECKSUMS_FILE: _write_file(tmp / CHECKSUMS_FILE, _npy_bytes(checksums)),
-            TEXT_HASHES_FILE: _write_file(tmp / TEXT_HASHES_FILE, _npy_bytes(np.array(self._pending_text_hashes, dtype=np.uint64))),
+            TEXT_HASHES_FILE: _write_file(tmp / TEXT_HASHES_FILE, _npy_bytes(np.array(text_hashes, dtype=np.uint64))),
         }
-        for key, array in build_docid_arrays(self._pending_ids).items():
+        for key, array in build_docid_arrays(ids).items():
             files[DOCID_FILES[key]] = _write_file(tmp / DOCID_FILES[key], _npy_bytes(array))
         os.replace(tmp, self.path / "shards" / name)
         shard = ShardInfo(name=name, num_docs=len(lengths), num_tokens=int(offsets[-1]), files=files)
@@ -484,7 +537,6 @@ class StoreWriter:
         self.manifest.num_docs += shard.num_docs
         self.manifest.num_tokens += shard.num_tokens
         self.manifest.save(self.path)
-        self._pending_ids, self._pending_states, self._pending_text_hashes = [], [], []
 
     def close(self, complete: bool = True) -> None:
         if self._lock is None:
@@ -500,7 +552,7 @@ class StoreWriter:
         """Removes what this writer made in a folder it created, when it failed before storing anything."""
         self._pending_ids, self._pending_states, self._pending_text_hashes = [], [], []
         self._release()
-        for name in (MANIFEST, MANIFEST + ".tmp", LOCK_FILE):
+        for name in (MANIFEST, MANIFEST + ".tmp", CODEC_FILE, CODEC_FILE + ".tmp", LOCK_FILE):
             (self.path / name).unlink(missing_ok=True)
         shards = self.path / "shards"
         if shards.is_dir() and not any(shards.iterdir()):

@@ -1,0 +1,107 @@
+"""faiss codecs in the store: trained once, saved with their sha256, reused on resume, decoded in one step,
+and every misuse one clear error."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from pyserini_decrank import DecrankError, EncoderStateStore, QueryLikelihoodModel, StoreWriter
+from pyserini_decrank.encode import encode_corpus
+from pyserini_decrank.io import Document
+from pyserini_decrank.store import FaissCodec
+
+FP = {"model": "m", "encoder_sha256": "e", "tokenizer_sha256": "t", "document_prefix": ""}
+
+
+def states(n, dim=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {f"d{i}": torch.randn(int(torch.randint(3, 12, (1,), generator=g)), dim, generator=g) for i in range(n)}
+
+
+def write(path, docs, codec, shard_size=16, train_tokens=500):
+    with StoreWriter(path, FP, hidden_size=32, max_length=16, codec=codec, shard_size=shard_size,
+                     codec_train_tokens=train_tokens) as w:
+        for docid, s in docs.items():
+            w.add(docid, s)
+
+
+@pytest.mark.parametrize("codec, bytes_per_token, tolerance", [("SQ8", 32, 0.05), ("PQ8x4", 4, 1.2), ("OPQ4,PQ4x4", 2, 1.5)])
+def test_codec_round_trip_and_size(tmp_path, codec, bytes_per_token, tolerance):
+    docs = states(200)
+    write(tmp_path, docs, codec)
+    store = EncoderStateStore(tmp_path)
+    assert store.info()["bytes_per_token"] == bytes_per_token
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["codec"] == codec
+    assert manifest["codec_sha256"] == hashlib.sha256((tmp_path / "codec.faiss").read_bytes()).hexdigest()
+    ids = list(docs)[:40]
+    decoded = store.get_many(ids)
+    for docid, got in zip(ids, decoded):
+        assert got.shape == docs[docid].shape and got.dtype == torch.float32
+        assert (got - docs[docid]).pow(2).mean().sqrt() < tolerance  # states are unit-variance
+    # one vectorised decode equals document-by-document decoding
+    one_by_one = [store.get(d) for d in ids]
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(decoded, one_by_one))
+
+
+def test_a_resumed_store_with_a_trained_codec_is_byte_identical(tmp_path):
+    docs = states(300)
+    write(tmp_path / "whole", docs, "PQ8x4", shard_size=50)  # trained on the first 500 token states
+    writer = StoreWriter(tmp_path / "cut", FP, hidden_size=32, max_length=16, codec="PQ8x4", shard_size=50,
+                         codec_train_tokens=500)
+    for docid, s in list(docs.items())[:130]:
+        writer.add(docid, s)
+    writer._release()  # the process dies: 2 shards listed, the codec trained and saved
+    assert len(json.loads((tmp_path / "cut" / "manifest.json").read_text())["shards"]) == 2
+    with StoreWriter(tmp_path / "cut", FP, hidden_size=32, max_length=16, codec="PQ8x4", shard_size=50,
+                     codec_train_tokens=500) as resumed:
+        done = resumed.existing_docids()
+        for docid, s in docs.items():
+            if docid not in done:
+                resumed.add(docid, s)
+    digest = lambda root: {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+    assert digest(tmp_path / "whole") == digest(tmp_path / "cut")
+
+
+@pytest.mark.parametrize("codec, fragment", [("PQ7", "not a faiss codec for 32-wide states"),
+                                             ("Banana", "not a faiss codec"), ("fp8", "not a faiss codec")])
+def test_bad_specs_are_refused_before_anything_is_written(tmp_path, codec, fragment):
+    with pytest.raises(DecrankError, match=fragment):
+        StoreWriter(tmp_path / "s", FP, hidden_size=32, max_length=16, codec=codec)
+    assert not (tmp_path / "s").exists()
+
+
+def test_too_few_states_to_train(tmp_path):
+    with pytest.raises(DecrankError, match="cannot be trained on .* token states"):
+        write(tmp_path / "s", states(3), "PQ4x8")  # 256 centroids, a few dozen states
+
+
+def test_a_missing_or_altered_codec_file(tmp_path):
+    write(tmp_path / "s", states(100), "SQ8")
+    shutil.copytree(tmp_path / "s", tmp_path / "altered")
+    codec = tmp_path / "altered" / "codec.faiss"
+    data = bytearray(codec.read_bytes())
+    data[-1] ^= 1
+    codec.write_bytes(bytes(data))
+    with pytest.raises(DecrankError, match="codec.faiss: the trained codec differs from the manifest"):
+        EncoderStateStore(tmp_path / "altered")
+    (tmp_path / "s" / "codec.faiss").unlink()
+    with pytest.raises(DecrankError, match="codec.faiss: the store's trained codec is missing"):
+        EncoderStateStore(tmp_path / "s")
+
+
+def test_encode_and_rerank_through_a_pq_store(tiny_models, docs, tmp_path):
+    from pyserini_decrank import DecoderReranker
+
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    corpus = [Document(d, t) for d, t in docs.items()]
+    encode_corpus(model, corpus, tmp_path / "fp32", codec="fp32", progress=False)
+    encode_corpus(model, corpus, tmp_path / "sq8", codec="SQ8", progress=False)
+    exact = DecoderReranker(model, EncoderStateStore(tmp_path / "fp32")).score("digital data storage", list(docs))
+    coded = DecoderReranker(model, EncoderStateStore(tmp_path / "sq8")).score("digital data storage", list(docs))
+    assert np.abs(exact - coded).max() < 0.1  # SQ8 keeps 8 bits per value
+    assert FaissCodec  # the public name of the trained codec type
