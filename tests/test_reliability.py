@@ -254,7 +254,8 @@ def test_duplicate_qids_and_docids(setup, tmp_path):
                    "docid d1 appears twice", "--on-duplicate first")
     code, _, err = cli("encode", "--model", model, "--corpus", tmp_path / "corpus.tsv", "--store", tmp_path / "s",
                        "--on-duplicate", "first")
-    assert code == 0, err and len(EncoderStateStore(tmp_path / "s")) == 2
+    assert code == 0, err
+    assert len(EncoderStateStore(tmp_path / "s")) == 2
 
 
 def test_docids_with_whitespace_are_refused_at_encode(setup, tmp_path):
