@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import DecrankError
 from ._text import head_text, iter_tab_lines, read_lines, read_text
