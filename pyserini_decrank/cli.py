@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .bench import CONTENTS as BENCH_CONTENTS
 from .errors import DecrankError
 from .model import DEFAULT_MODEL
 
@@ -153,12 +154,15 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
               help="Decoder method: fp32 keeps the vocabulary projection in fp32 under --precision bf16/fp16 (closer rankings, slower).")
 @click.option("--attention", type=click.Choice(["sdpa", "eager"]), default=None,
               help="Attention kernel [default: the library's, sdpa]; eager was faster for the decoder's short rows on a 2-core CPU.")
+@click.option("--cross-attention", type=click.Choice(["auto", "project", "absorbed"]), default="auto", show_default=True,
+              help="Decoder method: how the decoder reads stored encoder states. absorbed folds the key/value projections "
+                   "into the query (same scores, fewer FLOPs); project runs the library's; auto absorbs where the family is known.")
 @click.option("--document-prefix", default=None, help="As given to `encode` [default: the model's].")
 @click.option("--query-prefix", default=None, help="Text put before every query [default: the model's].")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=POSITIVE, default=None)
 def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, interpolated, tag, skip_missing,
-           precision, head_precision, attention, document_prefix, query_prefix, device, threads) -> None:
+           precision, head_precision, cross_attention, attention, document_prefix, query_prefix, device, threads) -> None:
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
     _quiet_transformers()
     _query_time(threads)
@@ -176,7 +180,7 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
                              docids={h.docid for hits in run.values() for h in hits[:depth]}, batch_size=batch_size,
                              alpha=alpha, skip_missing=skip_missing, device=device, precision=precision,
                              attention=attention, document_prefix=document_prefix, query_prefix=query_prefix,
-                             head_precision=head_precision)
+                             head_precision=head_precision, cross_attention=cross_attention)
     reranker.write_run(queries, run, output, depth=depth, tag=tag, interpolated=dict(interpolated), topics_name=topics)
 
 
@@ -243,22 +247,26 @@ def train(**options) -> None:
 @click.option("--queries", type=POSITIVE, default=5, show_default=True, help="Timed queries per configuration (after one warm-up).")
 @click.option("--batch-size", type=POSITIVE, default=100, show_default=True)
 @click.option("--threads", type=POSITIVE, default=None, help="Torch threads [default: torch's].")
-@click.option("--content", "contents", multiple=True, type=click.Choice(["encoder-states", "cross-kv"]),
-              default=["encoder-states", "cross-kv"], show_default=True,
-              help="What the decoder path reads from its store; repeatable.")
+@click.option("--content", "contents", multiple=True, type=click.Choice(BENCH_CONTENTS),
+              default=list(BENCH_CONTENTS), show_default=True,
+              help="What the decoder path reads and how: encoder states through the key/value projections, stored "
+                   "cross-attention keys/values, or encoder states with the projections absorbed; repeatable.")
+@click.option("--codec", "codecs", multiple=True, default=[None],
+              help="Codec of the store the decoder reads (fp16, SQ8, PQ64, ... trained on the candidates' states) "
+                   "[default: numbers in the compute precision]; repeatable. Cross-kv stores take fp32/fp16/bf16 only.")
 @click.option("--attention", type=click.Choice(["sdpa", "eager"]), default=None,
               help="Attention kernel of both paths [default: the library's, sdpa].")
 @click.option("--biencoder", is_flag=True, help="Also time all-MiniLM-L6-v2 embedding the candidates on the fly.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the results here.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="PNG plot [default: beside --json].")
-def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_size, threads, contents, attention, biencoder,
-          json_path, plot_path) -> None:
+def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_size, threads, contents, codecs, attention,
+          biencoder, json_path, plot_path) -> None:
     """Time cross-attention against decoder-only re-ranking side by side, one process, same candidates."""
     _quiet_transformers()
     _query_time(threads)
     from itertools import product
 
-    from .bench import bench_one, load_bench_model, plot, save_json
+    from .bench import CrossTiming, bench_one, codec_fits_content, load_bench_model, plot, save_json
     from .evaluate import format_rows
     from .model import set_attention
 
@@ -266,15 +274,22 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
     for shape in shapes:
         model, tokenizer = load_bench_model(shape)
         set_attention(model, attention)
-        for depth, tokens, precision, content in product(depths, doc_tokens, precisions, contents):
-            result = bench_one(model, tokenizer, shape, depth, tokens, query_tokens, precision, queries=queries,
-                               batch_size=batch_size, with_biencoder=biencoder, content=content)
-            results.append(result)
-            click.echo(f"{shape} {content} depth={depth} doc={tokens} {precision}: cross {result.cross_ms:.1f} ms, "
-                       f"decoder {result.decoder_ms:.1f} ms, {result.ratio:.2f}x; decoder {result.decoder_gflops:.0f} "
-                       f"of {result.peak_gflops:.0f} GFLOP/s", err=True)
-    columns = ["shape", "content", "precision", "attention", "depth", "doc_tokens", "cross_ms", "decoder_ms", "ratio", "flop_ratio", "decoder_gflops",
-               "peak_gflops"]
+        for depth, tokens, precision in product(depths, doc_tokens, precisions):
+            cross = CrossTiming()  # the cross-attention baseline is timed once per configuration, beside every row
+            for content, codec in product(contents, codecs):
+                if not codec_fits_content(codec, content):
+                    click.echo(f"decrank: skipping --content {content} with --codec {codec}: a cross-kv store keeps "
+                               "numbers (fp32, fp16, bf16)", err=True)
+                    continue
+                result = bench_one(model, tokenizer, shape, depth, tokens, query_tokens, precision, queries=queries,
+                                   batch_size=batch_size, with_biencoder=biencoder, content=content, codec=codec,
+                                   cross_timing=cross)
+                results.append(result)
+                click.echo(f"{shape} {content} {result.codec} depth={depth} doc={tokens} {precision}: cross "
+                           f"{result.cross_ms:.1f} ms, decoder {result.decoder_ms:.1f} ms, {result.ratio:.2f}x; decoder "
+                           f"{result.decoder_gflops:.0f} of {result.peak_gflops:.0f} GFLOP/s", err=True)
+    columns = ["shape", "content", "codec", "precision", "attention", "depth", "doc_tokens", "cross_ms", "decoder_ms", "ratio",
+               "flop_ratio", "decoder_gflops", "peak_gflops"]
     if biencoder:
         columns.append("biencoder_ms")
     rows = [{c: f"{v:.2f}" if isinstance(v := getattr(r, c), float) else v for c in columns} for r in results]

@@ -46,3 +46,42 @@ def test_both_kinds_of_stored_candidates_score_alike(tiny_models):
         from_states = qlm.score_documents(states.label_ids, states.documents, cross_kv=False)
         from_kv = qlm.score_documents(kv.label_ids, kv.documents, cross_kv=True)
     torch.testing.assert_close(from_kv, from_states, rtol=1e-5, atol=1e-5)
+
+
+def test_bench_times_absorbed_attention_from_a_pq_store(tiny_models, tmp_path):
+    """``--content absorbed`` and ``--codec`` rows beside today's; a cross-kv row with a faiss codec is
+    skipped with a line saying why; the cross-attention baseline is one measurement shared by every row."""
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "--shape", str(tiny_models("t5")), "--depth", "20", "--doc-tokens", "16",
+                                       "--query-tokens", "4", "--queries", "2", "--content", "encoder-states",
+                                       "--content", "cross-kv", "--content", "absorbed", "--codec", "fp16",
+                                       "--codec", "PQ8x4", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [(r["content"], r["codec"]) for r in rows] == [
+        ("encoder-states", "fp16"), ("encoder-states", "PQ8x4"), ("cross-kv", "fp16"), ("absorbed", "fp16"),
+        ("absorbed", "PQ8x4")]
+    assert "skipping --content cross-kv with --codec PQ8x4" in result.stderr
+    assert len({(r["cross_ms"], r["cross_p95_ms"]) for r in rows}) == 1
+    by = {(r["content"], r["codec"]): r for r in rows}
+    assert by[("absorbed", "PQ8x4")]["bytes_per_token"] == 4 and by[("absorbed", "fp16")]["bytes_per_token"] == 64
+    # absorbed does fewer FLOPs than projecting the same states
+    assert by[("absorbed", "fp16")]["flop_ratio"] > by[("encoder-states", "fp16")]["flop_ratio"]
+
+
+def test_absorbed_bench_rows_score_like_projected_ones(tiny_models):
+    """What the absorbed rows time gives the same scores as the projected rows, from the same PQ codes."""
+    import torch
+
+    from pyserini_decrank.bench import make_candidates
+    from pyserini_decrank.model import QueryLikelihoodModel
+
+    path = str(tiny_models("t5"))
+    projected = QueryLikelihoodModel.from_pretrained(path, cross_attention="project")
+    absorbed = QueryLikelihoodModel.from_pretrained(path, cross_attention="absorbed")
+    pq = make_candidates(projected, depth=20, doc_tokens=16, query_tokens=4, codec="PQ8x4")
+    assert pq.codec == "PQ8x4" and pq.documents[0].dtype.name == "uint8"
+    decoded = pq.decode(pq.documents)
+    with torch.inference_mode():
+        torch.testing.assert_close(absorbed.score_documents(pq.label_ids, decoded),
+                                   projected.score_documents(pq.label_ids, decoded), rtol=0, atol=1e-4)

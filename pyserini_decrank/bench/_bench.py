@@ -18,9 +18,10 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..model import QueryLikelihoodModel, ScoringConfig
-from ..model import PRECISIONS
+from ..errors import DecrankError
+from ..model import PRECISIONS, QueryLikelihoodModel, ScoringConfig
 from ..rerank import BiEncoderReranker, CrossAttentionReranker
+from ..store import FaissCodec
 
 # T5 v1.0 shapes (tied embeddings), as in the public t5-small/base/large configs
 SHAPES = {
@@ -34,7 +35,9 @@ TEMPLATE_TOKENS = 8  # "Query: ... Document: ... Relevant:" around query and doc
 @dataclass
 class BenchResult:
     shape: str
-    content: str  # what the decoder path reads: encoder states, or stored cross-attention keys/values
+    content: str  # what the decoder path reads and how (``CONTENTS``)
+    codec: str  # the codec of the store it reads
+    bytes_per_token: float  # that store's bytes per token
     depth: int
     doc_tokens: int
     query_tokens: int
@@ -134,42 +137,81 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
+# what the decoder path reads and how: encoder states through the library's key/value projections, stored
+# cross-attention keys/values, or encoder states with the projections absorbed into the query
+CONTENTS = ("encoder-states", "cross-kv", "absorbed")
+NUMERIC_CODECS = ("fp32", "fp16", "bf16")
+
+
+def codec_fits_content(codec: str | None, content: str) -> bool:
+    """A cross-kv store keeps numbers: faiss codecs are trained on encoder states (``--codec`` on encode)."""
+    return content != "cross-kv" or codec is None or codec in NUMERIC_CODECS
+
+
 @dataclass
 class Candidates:
     """The same random candidates for both paths: what each would be handed for one query."""
 
     cross_ids: torch.Tensor  # (depth, query + document + template tokens), the cross path's input
-    documents: list[torch.Tensor]  # one stored matrix per document, as a store of the run's codec hands it back
+    documents: list  # what a store of ``codec`` holds per document: a matrix of numbers, or faiss codes
     label_ids: list[int]  # the query's tokens and end-of-sequence token
     cross_kv: bool  # whether ``documents`` hold cross-attention keys/values rather than encoder states
+    codec: str = "fp32"
+    bytes_per_token: float = 4.0
+    decode: Callable[[list], list[torch.Tensor]] = list  # the store's one decoding step per batch of documents
+
+
+@dataclass
+class CrossTiming:
+    """The cross-attention baseline's times and FLOPs, measured once and shared by every row beside it."""
+
+    times: list[float] | None = None
+    flops: int = 0
 
 
 def make_candidates(qlm: QueryLikelihoodModel, depth: int, doc_tokens: int, query_tokens: int,
-                    content: str = "encoder-states") -> Candidates:
+                    content: str = "encoder-states", codec: str | None = None) -> Candidates:
+    """Random candidates as a store of ``codec`` would hand them back (default: numbers in the compute
+    precision). A faiss codec is trained on these candidates' own token states first."""
     torch.manual_seed(1)
     config = qlm.model.config
     vocab = getattr(config, "vocab_size", None) or 30522
     vocab = getattr(getattr(config, "decoder", None), "vocab_size", vocab)
     doc_ids = torch.randint(10, vocab, (depth, doc_tokens))
     cross_ids = torch.randint(10, vocab, (depth, query_tokens + doc_tokens + TEMPLATE_TOKENS))
+    label_ids = torch.randint(10, vocab, (query_tokens + 1,)).tolist()
     with torch.inference_mode():
         states = torch.cat([qlm.encoder(input_ids=doc_ids[i : i + 50]).last_hidden_state for i in range(0, depth, 50)])
     cross_kv = content == "cross-kv"
     if cross_kv:
         states = qlm.cross_keys_values(states, torch.ones(states.shape[:2], dtype=torch.long))
-    store_dtype = PRECISIONS[qlm.precision] or torch.float32
-    return Candidates(cross_ids=cross_ids, documents=list(states.to(store_dtype).unbind(0)),
-                      label_ids=torch.randint(10, vocab, (query_tokens + 1,)).tolist(), cross_kv=cross_kv)
+    name = codec or qlm.precision
+    if name in NUMERIC_CODECS:
+        dtype = PRECISIONS[name] or torch.float32
+        return Candidates(cross_ids=cross_ids, documents=list(states.to(dtype).unbind(0)), label_ids=label_ids,
+                          cross_kv=cross_kv, codec=name, bytes_per_token=states.shape[-1] * dtype.itemsize)
+    faiss_codec = FaissCodec(name, states.shape[-1])
+    flat = states.reshape(-1, states.shape[-1]).float()
+    faiss_codec.train(flat.numpy())
+    codes = faiss_codec.to_storage(flat).reshape(depth, doc_tokens, -1)
+    return Candidates(cross_ids=cross_ids, documents=list(codes), label_ids=label_ids, cross_kv=False, codec=name,
+                      bytes_per_token=float(faiss_codec.code_size), decode=faiss_codec.decode_many)
 
 
 def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_tokens: int, precision: str,
               queries: int = 5, batch_size: int = 100, with_biencoder: bool = False,
-              content: str = "encoder-states") -> BenchResult:
-    qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=shape, precision=precision)
+              content: str = "encoder-states", codec: str | None = None,
+              cross_timing: CrossTiming | None = None) -> BenchResult:
+    """One row: the decoder path reading ``content`` from a ``codec`` store against the cross-attention
+    baseline (timed here, or once for all rows that share ``cross_timing``)."""
+    if content not in CONTENTS:
+        raise DecrankError(f"unknown bench content {content!r}; known: {', '.join(CONTENTS)}")
+    qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=shape, precision=precision,
+                               cross_attention="absorbed" if content == "absorbed" else "project")
     cross = CrossAttentionReranker(model, tokenizer, precision=precision)
-    candidates = make_candidates(qlm, depth, doc_tokens, query_tokens, content)
+    candidates = make_candidates(qlm, depth, doc_tokens, query_tokens, content, codec)
     cross_ids, documents, label_ids = candidates.cross_ids, candidates.documents, candidates.label_ids
-    cross_kv = candidates.cross_kv
+    cross_kv, decode = candidates.cross_kv, candidates.decode
 
     def run_cross(_: int) -> None:
         for i in range(0, depth, batch_size):
@@ -178,11 +220,14 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
 
     def run_decoder(_: int) -> None:
         for i in range(0, depth, batch_size):  # what DecoderReranker.score does once the store has answered
-            qlm.score_documents(label_ids, documents[i : i + batch_size], cross_kv=cross_kv)
+            qlm.score_documents(label_ids, decode(documents[i : i + batch_size]), cross_kv=cross_kv)
 
-    cross_t = _time(run_cross, queries)
+    cross_timing = cross_timing or CrossTiming()
+    if cross_timing.times is None:
+        cross_timing.times, cross_timing.flops = _time(run_cross, queries), _flops(run_cross)
+    cross_t, cross_flops = cross_timing.times, cross_timing.flops
     decoder_t = _time(run_decoder, queries)
-    cross_flops, decoder_flops = _flops(run_cross), _flops(run_decoder)
+    decoder_flops = _flops(run_decoder)
     peak = matmul_peak_gflops(precision)
     cross_ms, decoder_ms = statistics.median(cross_t) * 1e3, statistics.median(decoder_t) * 1e3
     biencoder_ms = None
@@ -198,7 +243,8 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
 
         biencoder_ms = statistics.median(_time(run_bi, queries)) * 1e3
     return BenchResult(
-        shape=shape, content=content, depth=depth, doc_tokens=doc_tokens, query_tokens=query_tokens, precision=precision,
+        shape=shape, content=content, codec=candidates.codec, bytes_per_token=candidates.bytes_per_token, depth=depth,
+        doc_tokens=doc_tokens, query_tokens=query_tokens, precision=precision,
         attention=getattr(model.config, "_attn_implementation", None) or "default", threads=torch.get_num_threads(), queries=queries,
         cross_ms=round(cross_ms, 2), cross_p95_ms=round(_p95(cross_t) * 1e3, 2),
         decoder_ms=round(decoder_ms, 2), decoder_p95_ms=round(_p95(decoder_t) * 1e3, 2),
@@ -216,8 +262,8 @@ def plot(results: list[BenchResult], path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r.shape} {r.precision} {r.attention}\n{'kv' if r.content == 'cross-kv' else 'states'} d={r.depth}\n{r.doc_tokens} tok"
-              for r in results]
+    short = {"encoder-states": "states", "cross-kv": "kv", "absorbed": "absorbed"}
+    labels = [f"{r.shape} {r.precision}\n{short[r.content]} {r.codec}\nd={r.depth} {r.doc_tokens} tok" for r in results]
     x = range(len(results))
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(results)), 4.5))
     ax.bar([i - 0.2 for i in x], [r.cross_ms for r in results], width=0.4, label="cross-attention (monoT5 way)")

@@ -9,12 +9,14 @@ BART's ``final_logits_bias``, ``EncoderDecoderModel``'s ``enc_to_dec_proj``) sta
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from ..errors import DecrankError
+from ._absorbed import absorbed_cross_attention, absorbed_supported
 from ._batching import pad_ids, pad_labels, pad_states
 from ._compat import cache_argument, cross_attention_cache, returned_cache
 from ._config import ScoringConfig
@@ -24,6 +26,9 @@ from ._packaged import load_seq2seq, resolve_model
 
 # what a store holds: encoder states (any decoder on that encoder), or one decoder's cross-attention keys/values
 CONTENTS = ("encoder-states", "cross-kv")
+# how the decoder reads encoder states: through the library's key/value projections, or with them absorbed
+# into the query (``_absorbed``); ``auto`` absorbs wherever the family is supported
+CROSS_ATTENTIONS = ("auto", "project", "absorbed")
 
 
 class QueryLikelihoodModel:
@@ -40,7 +45,16 @@ class QueryLikelihoodModel:
         precision: str = "fp32",
         attention: str | None = None,
         head_precision: str = "compute",
+        cross_attention: str = "auto",
     ) -> None:
+        if cross_attention not in CROSS_ATTENTIONS:
+            raise DecrankError(f"unknown cross-attention {cross_attention!r}; known: {', '.join(CROSS_ATTENTIONS)}")
+        supported = absorbed_supported(model)
+        if cross_attention == "absorbed" and not supported:
+            raise DecrankError(f"absorbed cross-attention does not know the decoder of {name_or_path or 'this model'!r} "
+                               f"({type(model).__name__}); use cross_attention='project'",
+                               cli="--cross-attention absorbed does not know this model's decoder; use project")
+        self.absorbed = supported and cross_attention != "project"
         if head_precision not in HEAD_PRECISIONS:
             raise DecrankError(f"unknown head precision {head_precision!r}; known: {', '.join(HEAD_PRECISIONS)}")
         # fp32 for the vocabulary projection under bf16: its logits rounded to bf16 are what moves rankings most
@@ -80,6 +94,7 @@ class QueryLikelihoodModel:
         precision: str = "fp32",
         attention: str | None = None,
         head_precision: str = "compute",
+        cross_attention: str = "auto",
         **config_overrides,
     ) -> "QueryLikelihoodModel":
         path = resolve_model(name_or_path)
@@ -90,7 +105,8 @@ class QueryLikelihoodModel:
             if value is not None:
                 setattr(config, key, value)
         return cls(model, tokenizer, config, name_or_path=name_or_path, revision=revision, device=device,
-                   precision=precision, attention=attention, head_precision=head_precision)
+                   precision=precision, attention=attention, head_precision=head_precision,
+                   cross_attention=cross_attention)
 
     def save_pretrained(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -243,11 +259,13 @@ class QueryLikelihoodModel:
         states_mask: torch.Tensor,
         cross_kv: bool = False,
         extra_token_ids: Sequence[int] = (),
+        absorbed: bool | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token ``log p`` of ``labels`` (B x T, -100 = padding), and at every position the ``log p`` of
         each of ``extra_token_ids`` (B x T x k), from encoder states or (``cross_kv``) from stored
         cross-attention keys/values, padded (``B x L x features``) or already split by layer
-        (``_kv_split``, 6-d). The vocabulary projection and its log-softmax (fp32 whatever the compute
+        (``_kv_split``, 6-d). Encoder states are read with cross-attention absorbed when ``absorbed``
+        (default: the model's ``cross_attention`` setting). The vocabulary projection and its log-softmax (fp32 whatever the compute
         precision) run in row blocks, so the full logits are never held."""
         label_mask = labels.ne(-100)
         targets = labels.masked_fill(~label_mask, self.pad_token_id)
@@ -258,12 +276,16 @@ class QueryLikelihoodModel:
 
         dtype = next(self.model.parameters()).dtype
         extra = {"use_cache": False}
+        absorb = (self.absorbed if absorbed is None else absorbed) and not cross_kv
+        if absorb:
+            dtype = self._compute_dtype()  # the states enter products only: cast them once, not per layer
         if cross_kv:
             split = states if states.dim() == 6 else self._kv_split(states)
             extra = {"use_cache": True, cache_argument(self.model): cross_attention_cache(split)}
             # the encoder output only tells the decoder the batch and length: keys/values come from the cache
             states = torch.zeros((1, 1, 1), dtype=dtype).expand(split.shape[2], split.shape[4], self.hidden_size)
-        with head_input(self.model) as head:
+        absorbing = absorbed_cross_attention(self.model, states_mask.to(self.device)) if absorb else nullcontext()
+        with head_input(self.model) as head, absorbing:
             self.model(
                 encoder_outputs=BaseModelOutput(last_hidden_state=states.to(self.device, dtype)),
                 attention_mask=states_mask.to(self.device),

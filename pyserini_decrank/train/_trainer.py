@@ -170,7 +170,8 @@ class Trainer:
         labels = pad_labels([self.objective.targets(self.qlm, self.qlm.query_ids(self.data.pairs[i].query), bool(pos))
                              for (i, _), pos in zip(rows, is_positive)])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
-            token_lp, extra_lp = self.qlm.token_log_probs(labels, states, mask,
+            # training keeps the library's projections: its gradients are the ones the library tests
+            token_lp, extra_lp = self.qlm.token_log_probs(labels, states, mask, absorbed=False,
                                                           extra_token_ids=self.objective.extra_token_ids(self.qlm))
         return self.objective.loss(StepScores(token_lp, extra_lp, labels, is_positive, group))
 
