@@ -9,6 +9,9 @@ run's top ``depth`` once (alone and interpolated with the first stage at ``alpha
 and report bytes per token, store size, nDCG@10 of both, the Kendall tau of each query's scores against the
 first codec's (median and minimum), and the median milliseconds per query. A PNG beside OUT.json plots the
 change in nDCG@10 against bytes per token.
+
+Each codec's scores are kept in DIR/scores-<codec>.json; run again with the same OUT.json and a codec whose
+row and scores are there is not encoded or scored again (a stopped ladder resumes at its next codec).
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
     return float(agree.sum() / len(i)) if len(i) else 1.0
 
 
+def _complete(store_path: Path) -> bool:
+    try:
+        return EncoderStateStore(store_path).info()["complete"]
+    except Exception:  # no store there, or not a whole one
+        return False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name in ("--corpus", "--topics", "--run", "--qrels", "--workdir", "--json"):
@@ -55,13 +65,24 @@ def main() -> None:
             specs.append(part)
     model = QueryLikelihoodModel.from_pretrained(args.model)
     queries, run, qrels = read_topics(args.topics), read_run(args.run), read_qrels(args.qrels)
-    rows, reference = [], None
     out = Path(args.json)
+    done = {r["codec"]: r for r in json.loads(out.read_text())} if out.is_file() else {}
+    rows, reference = [], None
     for spec in specs:
         store_path = Path(args.workdir) / spec.replace(",", "_")
-        start = time.perf_counter()
-        encode_corpus(model, read_corpus(args.corpus), store_path, codec=spec, progress=False)
-        encode_s = time.perf_counter() - start
+        scores_path = Path(args.workdir) / f"scores-{spec.replace(',', '_')}.json"
+        if spec in done and scores_path.is_file():
+            scores = {q: np.array(s) for q, s in json.loads(scores_path.read_text()).items()}
+            reference = reference or scores
+            rows.append(done[spec])
+            print(f"{spec}: kept from {out}", flush=True)
+            continue
+        if spec in done and _complete(store_path):  # scored before, scores not kept: score again, keep its encode time
+            encode_s = done[spec]["encode_s"]
+        else:
+            start = time.perf_counter()
+            encode_corpus(model, read_corpus(args.corpus), store_path, codec=spec, progress=False)
+            encode_s = time.perf_counter() - start
         reranker = DecoderReranker(model, EncoderStateStore(store_path))
         alone, mixed, scores, times = {}, {}, {}, []
         for qid, hits in run.items():
@@ -70,6 +91,7 @@ def main() -> None:
             scores[qid] = reranker.score(queries[qid], [h.docid for h in head], qid=qid)
             times.append(time.perf_counter() - start)
             alone[qid], mixed[qid] = reranker.rerank_alphas(queries[qid], hits, [None, args.alpha], k=args.depth, qid=qid)
+        scores_path.write_text(json.dumps({q: s.tolist() for q, s in scores.items()}))
         reference = reference or scores
         taus = [kendall_tau(scores[q], reference[q]) for q in scores]
         info = reranker.store.info()

@@ -116,3 +116,24 @@ def test_unknown_decoder_keeps_the_library_path_and_refuses_absorbed(tmp_path, d
         QueryLikelihoodModel(model, tok, name_or_path="bert2gpt2", cross_attention="absorbed")
     with pytest.raises(DecrankError, match="unknown cross-attention 'fast'"):
         QueryLikelihoodModel(model, tok, cross_attention="fast")
+
+
+def test_rerank_option_reaches_the_model(tiny_models, docs, tmp_path):
+    """``decrank rerank --cross-attention`` goes through ``load_reranker`` to the model."""
+    from click.testing import CliRunner
+
+    from pyserini_decrank.cli import main
+    from pyserini_decrank.rerank import load_reranker
+
+    path = str(tiny_models("bart"))
+    corpus = tmp_path / "docs.tsv"
+    corpus.write_text("".join(f"{d}\t{t}\n" for d, t in docs.items()))
+    encode_corpus(QueryLikelihoodModel.from_pretrained(path), [Document(d, t) for d, t in docs.items()],
+                  tmp_path / "store", codec="fp32", progress=False)
+    for choice, absorbed in (("project", False), ("absorbed", True), ("auto", True)):
+        reranker = load_reranker("decoder", model=path, store=str(tmp_path / "store"), cross_attention=choice)
+        assert reranker.model.absorbed is absorbed
+    result = CliRunner().invoke(main, ["rerank", "--model", path, "--store", str(tmp_path / "store"), "--topics",
+                                       str(corpus), "--run", str(corpus), "--output", str(tmp_path / "out"),
+                                       "--cross-attention", "fast"])
+    assert result.exit_code == 2 and "'fast' is not one of 'auto', 'project', 'absorbed'" in result.output

@@ -75,30 +75,41 @@ def absorbed_attention(module: nn.Module, layout: CrossAttentionLayout, hidden: 
                        states: torch.Tensor, mask_bias: torch.Tensor | None) -> torch.Tensor:
     """One cross-attention module's output for ``hidden`` (B x T x d) over ``states`` (B x L x e).
 
-    ``mask_bias`` (B x 1 x L, fp32) holds 0 for a document token and -inf for padding. Per-head weights
-    are viewed, never copied per candidate: the head-wise products are one ``bmm`` over heads with
-    candidates and query rows stacked, and the two products that touch the documents are one ``bmm``
-    over candidates with heads and query rows stacked.
+    ``mask_bias`` (B x 1 x L, fp32) holds 0 for a document token and -inf for padding. Layout: the folded
+    query is built head by head straight into ``(B*T) x heads x e``, so that each candidate's rows of every
+    head are one matrix for the two products that touch its states (a ``bmm`` over candidates), and the
+    mixed states come out already split by head for ``W_v``. Per-head weights are views, never copied per
+    candidate; on a 2-core CPU a loop of per-head ``mm`` ran about 3x faster than one ``bmm`` over heads,
+    and this layout needs no transposing copies.
     """
     batch, rows, _ = hidden.shape
     heads, head_dim = getattr(module, layout.heads), getattr(module, layout.head_dim)
     key, value = getattr(module, layout.key), getattr(module, layout.value)
     width = key.weight.shape[1]
     query = getattr(module, layout.query)(hidden) * module.scaling  # B x T x (heads * head_dim)
-    # heads x (B*T) x head_dim  @  heads x head_dim x e  ->  the query in document space
-    per_head = query.reshape(batch * rows, heads, head_dim).transpose(0, 1)
-    folded = torch.bmm(per_head, key.weight.view(heads, head_dim, width).to(per_head.dtype))
-    folded = folded.view(heads, batch, rows, width).transpose(0, 1).reshape(batch, heads * rows, width)
-    scores = torch.bmm(folded, states.to(folded.dtype).transpose(1, 2)).float()  # B x (heads*T) x L
+    per_head = query.reshape(batch * rows, heads, head_dim)
+    key_heads, value_heads = key.weight.view(heads, head_dim, width), value.weight.view(heads, head_dim, width)
+    folded = None
+    for h in range(heads):  # the query in document space: (B*T) x head_dim  @  head_dim x e
+        part = per_head[:, h] @ key_heads[h].to(per_head.dtype)
+        if folded is None:
+            folded = part.new_empty(batch * rows, heads, width)
+        folded[:, h] = part
+    states = states.to(folded.dtype)
+    scores = torch.bmm(folded.view(batch, rows * heads, width), states.transpose(1, 2)).float()  # rows (t, head)
     if mask_bias is not None:
         scores = scores + mask_bias
     weights = scores.softmax(-1).to(folded.dtype)
-    mixed = torch.bmm(weights, states.to(folded.dtype))  # B x (heads*T) x e
-    mixed = mixed.view(batch, heads, rows, width).transpose(0, 1).reshape(heads, batch * rows, width)
-    out = torch.bmm(mixed, value.weight.view(heads, head_dim, width).to(mixed.dtype).transpose(1, 2))
+    mixed = torch.bmm(weights, states).view(batch * rows, heads, width)
+    out = None
+    for h in range(heads):  # W_v after the weighted sum: (B*T) x e  @  e x head_dim
+        part = mixed[:, h] @ value_heads[h].to(mixed.dtype).T
+        if out is None:
+            out = part.new_empty(batch * rows, heads, head_dim)
+        out[:, h] = part
     if value.bias is not None:
-        out = out + value.bias.view(heads, 1, head_dim).to(out.dtype)
-    out = out.transpose(0, 1).reshape(batch, rows, heads * head_dim)
+        out = out + value.bias.view(heads, head_dim).to(out.dtype)
+    out = out.view(batch, rows, heads * head_dim)
     return getattr(module, layout.output)(out) if layout.output else out
 
 
