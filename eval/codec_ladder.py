@@ -3,6 +3,7 @@
     python eval/codec_ladder.py --corpus CORPUS --topics TOPICS --run BM25_RUN --qrels QRELS \
         --workdir DIR --json OUT.json [--codecs fp16,SQ8,PQ96,PQ64,...] [--model decrank-minilm] \
         [--relevance-level 2] [--depth 100] [--alpha 0.5] [--threads 2]
+    python eval/codec_ladder.py --combine A.json B.json ... --png OUT.png
 
 For each codec: `encode` the corpus into DIR/<codec> (timed, the codec's training included), re-rank the
 run's top ``depth`` once (alone and interpolated with the first stage at ``alpha``, from the same scores),
@@ -46,8 +47,11 @@ def _complete(store_path: Path) -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--combine", nargs="+", metavar="LADDER.json",
+                    help="Only plot these ladders' JSON files together into --png (one panel per collection).")
+    ap.add_argument("--png", help="With --combine: the plot to write.")
     for name in ("--corpus", "--topics", "--run", "--qrels", "--workdir", "--json"):
-        ap.add_argument(name, required=True)
+        ap.add_argument(name)
     ap.add_argument("--codecs", default="fp16,SQ8,PQ96,PQ64,OPQ64,PQ64,PQ48,PQ32,OPQ32,PQ32,PQ16")
     ap.add_argument("--model", default="decrank-minilm")
     ap.add_argument("--relevance-level", type=int, default=1)
@@ -55,6 +59,13 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if args.combine:
+        for path in args.combine:
+            print(f"\n{Path(path).stem}\n\n{markdown_table(json.loads(Path(path).read_text()))}")
+        return plot_combined([Path(p) for p in args.combine], Path(args.png or "codec-ladder.png"))
+    missing = [n for n in ("corpus", "topics", "run", "qrels", "workdir", "json") if getattr(args, n) is None]
+    if missing:
+        ap.error("the following arguments are required: " + ", ".join("--" + n for n in missing))
     torch.set_num_threads(args.threads)
     # "OPQ64,PQ64" holds a comma: split on commas not followed by "PQ" of the same spec
     specs, parts = [], args.codecs.split(",")
@@ -126,6 +137,45 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    base = rows[0]
+    lines = ["| codec | bytes/token | store MB | encode s | nDCG@10 (change) | + BM25 (change) | tau median / min | ms/query |",
+             "|---|---:|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        lines.append(f"| {r['codec']} | {r['bytes_per_token']:g} | {r['store_bytes'] / 1e6:.1f} | {r['encode_s']:.0f} | "
+                     f"{r['ndcg10']:.4f} ({r['ndcg10'] - base['ndcg10']:+.4f}) | "
+                     f"{r['ndcg10_interpolated']:.4f} ({r['ndcg10_interpolated'] - base['ndcg10_interpolated']:+.4f}) | "
+                     f"{r['tau_median']:.3f} / {r['tau_min']:.3f} | {r['ms_per_query']:.0f} |")
+    return "\n".join(lines)
+
+
+def plot_combined(paths: list[Path], png: Path) -> None:
+    """nDCG@10 change against the first row (fp16), alone and interpolated, one panel per ladder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(paths), figsize=(4.2 * len(paths), 4), sharey=True, squeeze=False)
+    for ax, path in zip(axes[0], paths):
+        rows = json.loads(path.read_text())
+        base = rows[0]
+        for key, label, marker in (("ndcg10", "alone", "o"), ("ndcg10_interpolated", "+ BM25 (alpha 0.5)", "s")):
+            ax.plot([r["bytes_per_token"] for r in rows], [r[key] - base[key] for r in rows], marker, label=label)
+        for r in rows:
+            ax.annotate(r["codec"], (r["bytes_per_token"], r["ndcg10"] - base["ndcg10"]), fontsize=7)
+        ax.axhline(-0.005, color="grey", linewidth=0.8, linestyle="--")
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel("bytes per token")
+        ax.set_title(path.stem.replace("codec-ladder-", ""))
+    axes[0][0].set_ylabel(f"nDCG@10 change against {json.loads(paths[0].read_text())[0]['codec']}")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
     plt.close(fig)
 
 

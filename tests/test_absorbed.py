@@ -137,3 +137,24 @@ def test_rerank_option_reaches_the_model(tiny_models, docs, tmp_path):
                                        str(corpus), "--run", str(corpus), "--output", str(tmp_path / "out"),
                                        "--cross-attention", "fast"])
     assert result.exit_code == 2 and "'fast' is not one of 'auto', 'project', 'absorbed'" in result.output
+
+
+def test_a_decoder_deeper_than_its_encoder_is_absorbed(tmp_path, docs):
+    """T5 and BART count decoder layers apart from encoder layers: every decoder layer is absorbed."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from _tiny import t5_tokenizer
+
+    tok = t5_tokenizer(tmp_path / "spm")
+    config = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=3, num_heads=4,
+                      relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=0, eos_token_id=1,
+                      decoder_start_token_id=0)
+    torch.manual_seed(0)
+    model = T5ForConditionalGeneration(config).eval()
+    absorbed = QueryLikelihoodModel(model, tok, name_or_path="t5-1-3")
+    assert absorbed.absorbed and len(_absorbed.cross_attention_modules(model)) == 3
+    projected = QueryLikelihoodModel(model, tok, cross_attention="project")
+    states, mask = pad_states(projected.encode(list(docs.values())[:4]))
+    labels = pad_labels([projected.query_labels(QUERY)] * 4)
+    torch.testing.assert_close(absorbed.score_states(labels, states, mask), projected.score_states(labels, states, mask),
+                               atol=1e-4, rtol=0)

@@ -65,8 +65,9 @@ def cross_attention_modules(model: nn.Module) -> list[tuple[nn.Module, CrossAtte
 def absorbed_supported(model: nn.Module) -> bool:
     """Whether every decoder layer's cross-attention is one this module can absorb."""
     config = model.config
-    layers = getattr(getattr(config, "decoder", None) or config, "num_hidden_layers", None)
-    layers = layers or getattr(config, "num_decoder_layers", None) or getattr(config, "decoder_layers", None)
+    # T5 and BART name their decoder's depth apart from the encoder's; an EncoderDecoderModel has a decoder config
+    layers = getattr(config, "num_decoder_layers", None) or getattr(config, "decoder_layers", None)
+    layers = layers or getattr(getattr(config, "decoder", None) or config, "num_hidden_layers", None)
     found = cross_attention_modules(model)
     return bool(found) and (layers is None or len(found) == layers)
 
