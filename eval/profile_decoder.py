@@ -18,7 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from pyserini_decrank import retain_freed_memory
-from pyserini_decrank.bench import load_bench_model, make_candidates
+from pyserini_decrank.bench import CONTENTS, load_bench_model, make_candidates
 from pyserini_decrank.model import QueryLikelihoodModel, ScoringConfig
 from pyserini_decrank.model import set_attention
 from pyserini_decrank.rerank import CrossAttentionReranker
@@ -44,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", default="t5-base")
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--content", default="cross-kv", choices=["encoder-states", "cross-kv"])
+    parser.add_argument("--content", default="cross-kv", choices=list(CONTENTS))
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--doc-tokens", type=int, default=80)
     parser.add_argument("--query-tokens", type=int, default=10)
@@ -57,7 +57,8 @@ def main() -> None:
     retain_freed_memory()
     model, tokenizer = load_bench_model(args.shape)
     set_attention(model, args.attention)
-    qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=args.shape, precision=args.precision)
+    qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=args.shape, precision=args.precision,
+                               cross_attention="absorbed" if args.content == "absorbed" else "project")
     cross = CrossAttentionReranker(model, tokenizer, precision=args.precision)
     candidates = make_candidates(qlm, args.depth, args.doc_tokens, args.query_tokens, args.content)
 
