@@ -9,7 +9,7 @@ import click
 
 from .bench import CONTENTS as BENCH_CONTENTS
 from .errors import DecrankError
-from .model import DEFAULT_MODEL
+from .model import DEFAULT_MODEL, OBJECTIVES
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
@@ -210,9 +210,16 @@ def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
 @click.option("--pairs", multiple=True, required=True, help="query<TAB>passage TSV (.gz too) or BEIR folder; repeatable.")
 @click.option("--split", default="train", show_default=True, help="qrels split of BEIR folders.")
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Model folder; an unfinished run there resumes.")
-@click.option("--objective", type=click.Choice(["mle", "unlikelihood", "rll", "label"]), default="mle", show_default=True)
-@click.option("--negatives", type=click.Choice(["in-batch", "random", "bm25"]), default="in-batch", show_default=True, help="For unlikelihood, rll and label.")
-@click.option("--num-negatives", type=POSITIVE, default=3, show_default=True)
+@click.option("--objective", type=click.Choice(list(OBJECTIVES)), default="mle", show_default=True,
+              help="distil: the teacher's ranking of BM25-mined lists, taught to the query log-likelihood.")
+@click.option("--negatives", type=click.Choice(["in-batch", "random", "bm25"]), default="in-batch", show_default=True, help="For unlikelihood, rll, label and distil (bm25).")
+@click.option("--num-negatives", type=POSITIVE, default=3, show_default=True, help="Per training query (distil: its list is the positive and these).")
+@click.option("--mine-depth", type=POSITIVE, default=20, show_default=True, help="BM25 hits mined per training query.")
+@click.option("--teacher", type=click.Choice(["biencoder", "bm25+biencoder"]), default="biencoder", show_default=True,
+              help="distil: the frozen encoder mean-pooled (the all-MiniLM-L6-v2 bi-encoder), or that mixed with BM25.")
+@click.option("--teacher-alpha", type=AtLeast(0, float), default=0.5, show_default=True, help="distil, bm25+biencoder: BM25's weight.")
+@click.option("--temperature", type=AtLeast(0, float, strict=True), default=0.05, show_default=True, help="distil: the teacher's softmax temperature.")
+@click.option("--mle-weight", type=AtLeast(0, float), default=0.1, show_default=True, help="distil: weight of MLE on the positive.")
 @click.option("--steps", type=POSITIVE, default=None, help="Optimiser steps [default: from --epochs].")
 @click.option("--epochs", type=AtLeast(0, float, strict=True), default=1.0, show_default=True)
 @click.option("--batch-size", type=POSITIVE, default=32, show_default=True)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 CONFIG_NAME = "decrank_config.json"
-OBJECTIVES = ("mle", "unlikelihood", "rll", "label")
+OBJECTIVES = ("mle", "unlikelihood", "rll", "label", "distil")
 
 
 @dataclass
@@ -15,7 +15,7 @@ class ScoringConfig:
     """Saved beside the Hugging Face ``config.json`` so that encode/rerank pick it up by themselves.
 
     ``objective`` records how the model was trained; it decides the score: the query log-likelihood for
-    ``mle``/``unlikelihood``/``rll``, the relevance token's log-probability (plus, with
+    ``mle``/``unlikelihood``/``rll``/``distil``, the relevance token's log-probability (plus, with
     ``label_adds_likelihood``, the query log-likelihood) for ``label``.
     """
 

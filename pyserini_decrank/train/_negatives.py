@@ -10,6 +10,7 @@ import json
 import random
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DecrankError
@@ -18,56 +19,80 @@ from ._data import PairSet
 NEGATIVE_KINDS = ("in-batch", "random", "bm25")
 
 
-def mine_bm25_negatives(data: PairSet, workdir: Path, depth: int = 20, threads: int = 2) -> list[list[int]]:
-    """For each pair, the passages BM25 ranks highest for its query, its own passage left out."""
+def bm25_search(passages: list[str], queries: list[str], workdir: Path, depth: int = 20,
+                threads: int = 2) -> list[list[tuple[int, float]]]:
+    """Each query's top ``depth`` passages by BM25 (index into ``passages``, score), through Pyserini in child
+    processes. The run is kept in ``workdir``: a second call there reads it instead of searching again."""
     workdir.mkdir(parents=True, exist_ok=True)
     run_path = workdir / "bm25.run"
+    unique: dict[str, str] = {}
+    for query in queries:
+        unique.setdefault(" ".join(query.split()), str(len(unique)))
     if not run_path.is_file():
         (workdir / "collection").mkdir(exist_ok=True)
         with open(workdir / "collection" / "passages.jsonl", "w") as f:
-            for i, text in enumerate(data.passages):
+            for i, text in enumerate(passages):
                 f.write(json.dumps({"id": str(i), "contents": text}) + "\n")
-        queries = {}
-        for pair in data.pairs:
-            queries.setdefault(" ".join(pair.query.split()), str(len(queries)))
         with open(workdir / "queries.tsv", "w") as f:
-            f.writelines(f"{qid}\t{q}\n" for q, qid in queries.items())
+            f.writelines(f"{qid}\t{q}\n" for q, qid in unique.items())
         base = [sys.executable, "-m", "pyserini_decrank", "pyserini"]
         steps = [
             ["index.lucene", "--collection", "JsonCollection", "--input", str(workdir / "collection"),
              "--index", str(workdir / "index"), "--generator", "DefaultLuceneDocumentGenerator", "--threads", str(threads)],
             ["search.lucene", "--index", str(workdir / "index"), "--topics", str(workdir / "queries.tsv"),
-             "--output", str(run_path) + ".tmp", "--bm25", "--hits", str(depth + 1), "--threads", str(threads),
+             "--output", str(run_path) + ".tmp", "--bm25", "--hits", str(depth), "--threads", str(threads),
              "--batch-size", "256"],
         ]
         for args in steps:
             proc = subprocess.run(base + args, capture_output=True, text=True)
             if proc.returncode != 0:
-                raise DecrankError(f"BM25 mining failed at `{args[0]}`: {proc.stderr.strip().splitlines()[-1:]}")
+                raise DecrankError(f"BM25 search failed at `{args[0]}`: {proc.stderr.strip().splitlines()[-1:]}")
         Path(str(run_path) + ".tmp").replace(run_path)
     qid_of = {}
     for line in (workdir / "queries.tsv").read_text().splitlines():
         qid, _, q = line.partition("\t")
         qid_of[q] = qid
-    ranked: dict[str, list[int]] = {}
+    ranked: dict[str, list[tuple[int, float]]] = {}
     for line in run_path.read_text().splitlines():
-        qid, _, docid, *_ = line.split()
-        ranked.setdefault(qid, []).append(int(docid))
+        qid, _, docid, _, score, *_ = line.split()
+        ranked.setdefault(qid, []).append((int(docid), float(score)))
+    return [ranked.get(qid_of.get(" ".join(q.split()), ""), []) for q in queries]
+
+
+@dataclass
+class MinedList:
+    """BM25's top passages for one pair's query, its own passage left out, and that passage's own score
+    (None when BM25 did not retrieve it)."""
+
+    negatives: list[tuple[int, float]]
+    positive_score: float | None
+
+
+def mine_bm25(data: PairSet, workdir: Path, depth: int = 20, threads: int = 2) -> list[MinedList]:
+    """For each pair, the passages BM25 ranks highest for its query, with their scores."""
+    hits = bm25_search(data.passages, [pair.query for pair in data.pairs], workdir, depth + 1, threads)
     out = []
-    for pair in data.pairs:
-        hits = ranked.get(qid_of.get(" ".join(pair.query.split()), ""), [])
+    for pair, ranked in zip(data.pairs, hits):
         own = data.passages[pair.passage]
-        out.append([h for h in hits if h != pair.passage and data.passages[h] != own][:depth])
+        negatives = [(h, s) for h, s in ranked if h != pair.passage and data.passages[h] != own][:depth]
+        out.append(MinedList(negatives, next((s for h, s in ranked if h == pair.passage), None)))
     return out
+
+
+def mine_bm25_negatives(data: PairSet, workdir: Path, depth: int = 20, threads: int = 2) -> list[list[int]]:
+    """For each pair, the passages BM25 ranks highest for its query, its own passage left out."""
+    return [[h for h, _ in mined.negatives] for mined in mine_bm25(data, workdir, depth, threads)]
 
 
 class NegativeSampler:
     """Draws ``k`` negatives per example, deterministically from the trainer's seeded generator."""
 
-    def __init__(self, kind: str, data: PairSet, k: int, rng: random.Random, mined: list[list[int]] | None = None):
+    def __init__(self, kind: str, data: PairSet, k: int, rng: random.Random, mined: list[list[int]] | None = None,
+                 distinct: bool = False):
         if kind not in NEGATIVE_KINDS:
             raise DecrankError(f"unknown negatives {kind!r}; known: {', '.join(NEGATIVE_KINDS)}")
         self.kind, self.data, self.k, self.rng, self.mined = kind, data, k, rng, mined
+        self.distinct = distinct  # mined negatives drawn without replacement (a list to rank has no repeats)
 
     def _random(self, avoid: int) -> int:
         while True:
@@ -86,7 +111,10 @@ class NegativeSampler:
                 out.append([pool[self.rng.randrange(len(pool))] for _ in range(self.k)])
             elif self.kind == "bm25" and self.mined and self.mined[i]:
                 pool = self.mined[i]
-                out.append([pool[self.rng.randrange(len(pool))] for _ in range(self.k)])
+                if self.distinct and len(pool) >= self.k:
+                    out.append(self.rng.sample(pool, self.k))
+                else:
+                    out.append([pool[self.rng.randrange(len(pool))] for _ in range(self.k)])
             else:
                 out.append([self._random(own) for _ in range(self.k)])
         return out

@@ -28,6 +28,7 @@ class StepScores:
     labels: torch.Tensor  # rows x T target ids, -100 at padding
     is_positive: torch.Tensor  # rows, bool
     group: int  # rows per query: the positive, then its negatives
+    teacher: torch.Tensor | None = None  # rows: the teacher's score of each row (objectives that distil)
 
     @property
     def valid(self) -> torch.Tensor:
@@ -44,6 +45,7 @@ class Objective(ABC):
 
     name: str = ""
     needs_negatives: bool = False
+    needs_teacher: bool = False
 
     def extra_token_ids(self, model: QueryLikelihoodModel) -> tuple[int, ...]:
         return ()
@@ -96,8 +98,34 @@ class RankingLogLikelihood(Objective):
     needs_negatives = True
 
     def loss(self, step: StepScores) -> torch.Tensor:
-        scores = (step.token_log_probs * self.query_tokens(step)).sum(-1).view(-1, step.group)
+        scores = self.list_scores(step)
         return self.mle(step) + F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long))
+
+    def list_scores(self, step: StepScores) -> torch.Tensor:
+        """queries x group: each row's query log-likelihood, the score the re-ranker reads."""
+        return (step.token_log_probs.float() * self.query_tokens(step)).sum(-1).view(-1, step.group)
+
+
+class Distil(RankingLogLikelihood):
+    """A teacher's ranking of each query's list, taught to the query log-likelihood: KL divergence from the
+    teacher's softmax (scores / ``temperature``) to the student's (log-likelihoods in nats), plus MLE on the
+    positive weighted by ``mle_weight``. The score stays the query's log-likelihood."""
+
+    name = "distil"
+    needs_teacher = True
+
+    def __init__(self, temperature: float = 0.05, mle_weight: float = 0.1) -> None:
+        if temperature <= 0:
+            raise DecrankError(f"distil temperature must be positive, not {temperature}")
+        self.temperature, self.mle_weight = temperature, mle_weight
+
+    def loss(self, step: StepScores) -> torch.Tensor:
+        if step.teacher is None:
+            raise DecrankError("the distil objective needs the teacher's scores of every row")
+        student = F.log_softmax(self.list_scores(step), dim=-1)
+        teacher = F.log_softmax(step.teacher.float().view(-1, step.group) / self.temperature, dim=-1)
+        kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+        return self.mle_weight * self.mle(step) + kl
 
 
 class RelevanceLabel(Objective):
@@ -124,11 +152,15 @@ class RelevanceLabel(Objective):
         return self.mle(step) + F.cross_entropy(pair, target)
 
 
-_CLASSES = {cls.name: cls for cls in (MLE, Unlikelihood, RankingLogLikelihood, RelevanceLabel)}
+_CLASSES = {cls.name: cls for cls in (MLE, Unlikelihood, RankingLogLikelihood, RelevanceLabel, Distil)}
 assert tuple(_CLASSES) == OBJECTIVES, "every objective a model may record has a class here"
 
 
-def get_objective(name: str, unlikelihood_weight: float = 1.0) -> Objective:
+def get_objective(name: str, unlikelihood_weight: float = 1.0, temperature: float = 0.05, mle_weight: float = 0.1) -> Objective:
     if name not in _CLASSES:
         raise DecrankError(f"unknown objective {name!r}; known: {', '.join(_CLASSES)}")
-    return Unlikelihood(unlikelihood_weight) if name == "unlikelihood" else _CLASSES[name]()
+    if name == "unlikelihood":
+        return Unlikelihood(unlikelihood_weight)
+    if name == "distil":
+        return Distil(temperature, mle_weight)
+    return _CLASSES[name]()

@@ -18,8 +18,9 @@ from ..model import (QueryLikelihoodModel, ScoringConfig, build_minilm_encoder_d
                      pad_labels, pad_states, save_decoder_delta)
 from ..store import EncoderStateStore
 from ._data import PairSet, read_pairs
-from ._negatives import NegativeSampler, mine_bm25_negatives
+from ._negatives import NegativeSampler, mine_bm25
 from ._objectives import Objective, StepScores, get_objective
+from ._teacher import LISTS_FILE, TeacherList, teacher_lists
 
 CHECKPOINT = "checkpoint.pt"
 RECORD = "train_record.json"
@@ -47,6 +48,11 @@ class TrainConfig:
     split: str = "train"
     encoder_store: str | None = None
     unlikelihood_weight: float = 1.0
+    teacher: str = "biencoder"
+    teacher_alpha: float = 0.5
+    temperature: float = 0.05
+    mle_weight: float = 0.1
+    mine_depth: int = 20
     label_adds_likelihood: bool = False
     bf16: bool = True
     checkpoint_every: int = 200
@@ -90,8 +96,11 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, qlm: QueryLikelihoodModel, data: PairSet, objective: Objective,
                  sampler: NegativeSampler, store: EncoderStateStore | None = None, ships_as_delta: bool = False,
-                 progress: bool = True) -> None:
+                 progress: bool = True, teacher: list[TeacherList] | None = None) -> None:
         self.cfg, self.qlm, self.data, self.objective, self.sampler, self.store = cfg, qlm, data, objective, sampler, store
+        if objective.needs_teacher and (teacher is None or len(teacher) != len(data.pairs)):
+            raise DecrankError(f"the {objective.name} objective needs one teacher list per training pair")
+        self.teacher = [dict(zip(t.passages, t.scores)) for t in teacher] if teacher is not None else None
         self.ships_as_delta, self.progress = ships_as_delta, progress
         self.output = Path(cfg.output)
         self.output.mkdir(parents=True, exist_ok=True)
@@ -111,7 +120,11 @@ class Trainer:
     def from_config(cls, cfg: TrainConfig, progress: bool = True) -> "Trainer":
         """Reads the pairs, loads the base model, mines negatives and writes the passages' store as
         ``cfg`` asks."""
-        objective = get_objective(cfg.objective, cfg.unlikelihood_weight)
+        objective = get_objective(cfg.objective, cfg.unlikelihood_weight, cfg.temperature, cfg.mle_weight)
+        if objective.needs_teacher and not (cfg.freeze_encoder and cfg.negatives == "bm25"):
+            raise DecrankError(f"the {cfg.objective} objective ranks BM25-mined lists with the frozen encoder as its teacher",
+                               cli=f"--objective {cfg.objective} needs --freeze-encoder and --negatives bm25 (its lists are "
+                                   "BM25-mined; its teacher is the frozen encoder)")
         if cfg.encoder_store and not cfg.freeze_encoder:
             raise DecrankError("encoder_store needs freeze_encoder: stored states are those of a fixed encoder",
                                cli="--encoder-store needs --freeze-encoder: stored states are those of a fixed encoder")
@@ -128,11 +141,23 @@ class Trainer:
             _freeze_encoder(qlm, shares_word_embeddings=from_minilm)
         mined = None
         if objective.needs_negatives and cfg.negatives == "bm25":
-            mined = mine_bm25_negatives(data, Path(cfg.output) / "bm25-negatives")
-        sampler = NegativeSampler(cfg.negatives, data, cfg.num_negatives, random.Random(cfg.seed), mined)
+            mined = mine_bm25(data, Path(cfg.output) / "bm25-negatives", depth=cfg.mine_depth)
+        if objective.needs_teacher:  # a list shorter than the group cannot be ranked whole: leave its pair out
+            keep = [i for i, m in enumerate(mined) if len(m.negatives) >= cfg.num_negatives]
+            if not keep:
+                raise DecrankError(f"no training query has {cfg.num_negatives} BM25-mined candidates besides its positive")
+            data = PairSet([data.pairs[i] for i in keep], data.passages)
+            mined = [mined[i] for i in keep]
         store = _encoder_store(qlm, data, cfg.encoder_store, cfg.max_length, progress) if cfg.encoder_store else None
+        teacher = None
+        if objective.needs_teacher:
+            teacher = teacher_lists(qlm, data, mined, cfg.teacher, cfg.teacher_alpha, cfg.max_length,
+                                    Path(cfg.output) / LISTS_FILE, store, progress)
+        negatives = [[h for h, _ in m.negatives] for m in mined] if mined is not None else None
+        sampler = NegativeSampler(cfg.negatives, data, cfg.num_negatives, random.Random(cfg.seed), negatives,
+                                  distinct=objective.needs_teacher)
         return cls(cfg, qlm, data, objective, sampler, store, ships_as_delta=from_minilm and cfg.freeze_encoder,
-                   progress=progress)
+                   progress=progress, teacher=teacher)
 
     # ------------------------------------------------------------------ data order (resumable)
     def _batch(self, step: int) -> list[int]:
@@ -173,7 +198,10 @@ class Trainer:
             # training keeps the library's projections: its gradients are the ones the library tests
             token_lp, extra_lp = self.qlm.token_log_probs(labels, states, mask, absorbed=False,
                                                           extra_token_ids=self.objective.extra_token_ids(self.qlm))
-        return self.objective.loss(StepScores(token_lp, extra_lp, labels, is_positive, group))
+        teacher = None
+        if self.teacher is not None:
+            teacher = torch.tensor([self.teacher[i][p] for i, p in rows])
+        return self.objective.loss(StepScores(token_lp, extra_lp, labels, is_positive, group, teacher))
 
     # ------------------------------------------------------------------ loop, checkpoints, saving
     def resume(self) -> None:
@@ -208,15 +236,18 @@ class Trainer:
         torch.save(state, tmp)
         tmp.replace(self.output / CHECKPOINT)
 
-    def run(self) -> Path:
+    def run(self, stop_at: int | None = None) -> Path:
+        """Trains to the last step (or to ``stop_at``, for a caller that evaluates along the way), checkpoints
+        and saves the model."""
         cfg = self.cfg
         self.resume()
+        last = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
         self.qlm.model.train()
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {cfg.objective}", unit="step",
                    disable=not self.progress, dynamic_ncols=True)
         start = time.time() - self.elapsed
         ema = None
-        while self.step < self.total_steps:
+        while self.step < last:
             loss = self.loss(self._batch(self.step))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(self.trainable.values()), 1.0)

@@ -1,0 +1,165 @@
+"""The ``distil`` objective: its loss, its teacher (the frozen encoder pooled is the bi-encoder), the teacher
+lists' cache, and training with it end to end."""
+
+import json
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from pyserini_decrank import QueryLikelihoodModel
+from pyserini_decrank.errors import DecrankError
+from pyserini_decrank.train import (Distil, MinedList, PairSet, Pair, StepScores, TrainConfig, Trainer, embed_stored,
+                                    embed_texts, get_objective, teacher_lists)
+
+
+def step_scores(student: torch.Tensor, teacher: torch.Tensor) -> StepScores:
+    """Rows of one token each, so a row's query log-likelihood is its single token's log-probability."""
+    rows = student.numel()
+    return StepScores(student.reshape(rows, 1), torch.zeros(rows, 1, 0), torch.zeros(rows, 1, dtype=torch.long),
+                      torch.tensor([k % student.shape[1] == 0 for k in range(rows)]), student.shape[1],
+                      teacher.reshape(rows))
+
+
+def test_distil_loss_is_kl_from_the_teacher_plus_weighted_mle():
+    student = torch.tensor([[-2.0, -3.0, -5.0], [-4.0, -1.0, -2.0]])
+    teacher = torch.tensor([[0.9, 0.5, 0.1], [0.3, 0.8, 0.2]])
+    loss = Distil(temperature=0.1, mle_weight=0.5).loss(step_scores(student, teacher))
+    p = F.softmax(teacher / 0.1, -1)
+    kl = (p * (p.log() - F.log_softmax(student, -1))).sum(-1).mean()
+    mle = -(student[:, 0]).mean()
+    assert float(loss) == pytest.approx(float(kl + 0.5 * mle), rel=1e-6)
+
+
+def test_distil_gradient_moves_the_student_towards_the_teachers_order():
+    student = torch.tensor([[-5.0, -1.0, -3.0]], requires_grad=True)
+    teacher = torch.tensor([[0.9, 0.1, 0.5]])
+    objective = Distil(temperature=0.5, mle_weight=0.0)
+    for _ in range(200):
+        loss = objective.loss(step_scores(student, teacher))
+        (grad,) = torch.autograd.grad(loss, student)
+        student = (student - 0.5 * grad).detach().requires_grad_()
+    assert student[0].argsort(descending=True).tolist() == [0, 2, 1]
+    assert float(objective.loss(step_scores(student.detach(), teacher))) < 1e-3
+
+
+def test_distil_needs_a_positive_temperature_and_the_teachers_scores():
+    with pytest.raises(DecrankError, match="temperature"):
+        get_objective("distil", temperature=0.0)
+    scores = step_scores(torch.zeros(1, 2), torch.zeros(1, 2))
+    scores.teacher = None
+    with pytest.raises(DecrankError, match="teacher"):
+        Distil().loss(scores)
+
+
+def test_frozen_minilm_encoder_pooled_is_the_biencoder():
+    """The teacher needs no second model: our encoder's states, mean-pooled, are all-MiniLM-L6-v2's embedding."""
+    from pyserini_decrank.model import ScoringConfig, build_minilm_encoder_decoder
+    from pyserini_decrank.rerank import BiEncoderReranker
+
+    model, tokenizer = build_minilm_encoder_decoder(decoder_layers=1)
+    qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(max_length=64))
+    texts = ["the magnetic moment of the electron", "a quiet harbour town at dusk, its boats asleep"]
+    ours = embed_texts(qlm, texts, max_length=64)
+    theirs = BiEncoderReranker.from_pretrained(max_length=64).embed(texts)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture()
+def tiny_pairs():
+    from _tiny import sentences
+
+    texts = sentences(12, seed=5)
+    return PairSet([Pair(" ".join(t.split()[:3]), i) for i, t in enumerate(texts)], texts)
+
+
+def test_teacher_lists_score_the_positive_first_and_come_back_from_their_cache(tiny_models, tiny_pairs, tmp_path, monkeypatch):
+    qlm = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    mined = [MinedList([((i + 1) % 12, 7.0), ((i + 2) % 12, 5.0)], 9.0 if i % 2 else None) for i in range(12)]
+    cache = tmp_path / "lists.json"
+    lists = teacher_lists(qlm, tiny_pairs, mined, "biencoder", 0.5, 32, cache, progress=False)
+    queries = embed_texts(qlm, [p.query for p in tiny_pairs.pairs], 32)
+    passages = embed_texts(qlm, tiny_pairs.passages, 32)
+    for i, item in enumerate(lists):
+        assert item.passages == [i, (i + 1) % 12, (i + 2) % 12]
+        expected = passages[item.passages] @ queries[i]
+        assert item.scores == pytest.approx(expected.tolist(), abs=1e-5)
+    mixed = teacher_lists(qlm, tiny_pairs, mined, "bm25+biencoder", 1.0, 32, tmp_path / "mixed.json", progress=False)
+    assert mixed[1].scores == pytest.approx([1.0, 0.5, 0.0])  # BM25 alone: 9 (the positive's own), 7, 5
+    assert mixed[0].scores == pytest.approx([0.0, 1.0, 0.0])  # positive not retrieved: the list's lowest, 5
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed instead of read from the cache")
+
+    monkeypatch.setattr("pyserini_decrank.train._teacher.embed_texts", fail)
+    again = teacher_lists(qlm, tiny_pairs, mined, "biencoder", 0.5, 32, cache, progress=False)
+    assert [x.scores for x in again] == [x.scores for x in lists]
+    with pytest.raises(AssertionError, match="recomputed"):  # other lists: the cache does not answer for them
+        teacher_lists(qlm, tiny_pairs, mined[::-1], "biencoder", 0.5, 32, cache, progress=False)
+
+
+def test_stored_states_pool_to_the_same_embedding(tiny_models, docs, tmp_path):
+    from pyserini_decrank import EncoderStateStore
+    from pyserini_decrank.encode import encode_corpus
+    from pyserini_decrank.io import Document
+
+    qlm = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    encode_corpus(qlm, (Document(d, t) for d, t in docs.items()), str(tmp_path / "store"), max_length=32,
+                  codec="fp32", progress=False)
+    stored = embed_stored(EncoderStateStore(tmp_path / "store"), list(docs))
+    torch.testing.assert_close(stored, embed_texts(qlm, list(docs.values()), 32), atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory):
+    from _tiny import sentences
+
+    path = tmp_path_factory.mktemp("pairs") / "pairs.tsv"
+    texts = sentences(60, seed=3)
+    path.write_text("query\tpassage\n" + "".join(f"{' '.join(t.split()[:3])}\t{t}\n" for t in texts))
+    return path
+
+
+def distil_config(tiny_models, pairs_file, out, **over):
+    base = dict(pairs=[str(pairs_file)], output=str(out), base=str(tiny_models("t5")), objective="distil",
+                negatives="bm25", num_negatives=3, freeze_encoder=True, steps=6, batch_size=4, lr=3e-3,
+                warmup_steps=1, max_length=32, checkpoint_every=3, bf16=False, temperature=0.1)
+    return TrainConfig(**{**base, **over})
+
+
+@pytest.mark.slow
+def test_distil_trains_towards_its_teacher_and_resumes_identically(tiny_models, pairs_file, tmp_path):
+    trainer = Trainer.from_config(distil_config(tiny_models, pairs_file, tmp_path / "a", steps=30), progress=False)
+    lists = json.loads((tmp_path / "a" / "teacher-lists.json").read_text())["lists"]
+    assert len(lists) == len(trainer.data.pairs) and all(len(x["passages"]) >= 4 for x in lists)
+    batch = trainer._batch(0)
+    state = trainer.sampler.rng.getstate()
+    with torch.no_grad():
+        before = float(trainer.loss(batch))
+    trainer.sampler.rng.setstate(state)  # the same lists after training
+    trainer.run()
+    trainer.qlm.model.eval()
+    with torch.no_grad():
+        after = float(trainer.loss(batch))
+    assert math.isfinite(before) and after < before
+    assert QueryLikelihoodModel.from_pretrained(str(tmp_path / "a")).config.objective == "distil"
+
+    whole = Trainer.from_config(distil_config(tiny_models, pairs_file, tmp_path / "b"), progress=False)
+    whole.run()
+    halves = Trainer.from_config(distil_config(tiny_models, pairs_file, tmp_path / "c"), progress=False)
+    halves.run(stop_at=3)
+    assert halves.step == 3
+    resumed = Trainer.from_config(distil_config(tiny_models, pairs_file, tmp_path / "c"), progress=False)
+    resumed.run()
+    a = torch.cat([p.flatten() for p in whole.qlm.model.parameters()])
+    b = torch.cat([p.flatten() for p in resumed.qlm.model.parameters()])
+    torch.testing.assert_close(a, b)
+
+
+def test_distil_without_mined_lists_or_frozen_encoder_is_one_error(tiny_models, pairs_file, tmp_path):
+    for wrong in (dict(negatives="random"), dict(freeze_encoder=False)):
+        with pytest.raises(DecrankError, match="BM25-mined lists") as error:
+            Trainer.from_config(distil_config(tiny_models, pairs_file, tmp_path, **wrong), progress=False)
+        assert "--freeze-encoder and --negatives bm25" in error.value.cli_message
+    assert not (tmp_path / "teacher-lists.json").exists()
