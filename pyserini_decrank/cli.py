@@ -56,6 +56,17 @@ class AtLeast(click.ParamType):
 POSITIVE = AtLeast(1)
 
 
+class AlphaOrModel(AtLeast):
+    """A weight in [0, 1], or ``model``: the alpha the model carries."""
+
+    def __init__(self) -> None:
+        super().__init__(0, float)
+        self.name = "number in [0, 1] or 'model'"
+
+    def convert(self, value, param, ctx):
+        return value if value == "model" else super().convert(value, param, ctx)
+
+
 def _refuse_overwriting_inputs(outputs, inputs) -> None:
     """An output that is one of the inputs (or another output) would destroy it: refused before any work."""
     seen = {}
@@ -143,7 +154,9 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--output", required=True, type=click.Path(dir_okay=False))
 @click.option("--depth", type=POSITIVE, default=100, show_default=True, help="Candidates re-ranked per query; the rest follow in first-stage order.")
 @click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
-@click.option("--alpha", type=AtLeast(0, float), default=None, help="Weight of the first-stage score, interpolated after min-max normalising both per query.")
+@click.option("--alpha", type=AlphaOrModel(), default=None,
+              help="Weight of the first-stage score, interpolated after min-max normalising both per query; "
+                   "`model`: the alpha the decoder model carries (chosen on its dev split).")
 @click.option("--interpolated", nargs=2, type=(float, click.Path(dir_okay=False)), multiple=True, metavar="ALPHA PATH",
               help="Also write the run at this --alpha to PATH, from the same scores (the model runs once); repeatable.")
 @click.option("--tag", default="decrank", show_default=True)
@@ -170,7 +183,7 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
     from .rerank import load_reranker
 
     for name, value in [("--alpha", alpha), *(("--interpolated", a) for a, _ in interpolated)]:
-        if value is not None and not 0.0 <= value <= 1.0:
+        if value is not None and value != "model" and not 0.0 <= value <= 1.0:
             raise DecrankError(f"{name} must lie in [0, 1], not {value}")
     _refuse_overwriting_inputs([("--output", output), *(("--interpolated", path) for _, path in interpolated)],
                                [("--run", run_path), ("--topics", topics), ("--corpus", corpus), ("--store", store)])

@@ -72,7 +72,29 @@ def test_interpolated_outputs_come_from_the_same_scores_as_separate_runs(setup):
     assert (root / "plain.txt").read_text() == (root / "alone.txt").read_text()
 
 
-@pytest.mark.parametrize("option, value", [("--depth", "0"), ("--batch-size", "-3"), ("--alpha", "1.5")])
+def test_alpha_model_is_the_alpha_the_model_carries(setup, tmp_path):
+    import shutil
+
+    from pyserini_decrank.model import ScoringConfig
+
+    root, model = setup
+    carrying = tmp_path / "with-alpha"
+    shutil.copytree(model, carrying)
+    config = ScoringConfig.load(carrying) or ScoringConfig()
+    config.alpha = 0.2
+    config.save(carrying)
+    code, _, err = run_cli(*rerank_args(root, carrying, **{"--output": tmp_path / "model.txt", "--alpha": "model"}))
+    assert code == 0, err
+    code, _, err = run_cli(*rerank_args(root, carrying, **{"--output": tmp_path / "given.txt", "--alpha": "0.2"}))
+    assert code == 0, err
+    assert (tmp_path / "model.txt").read_text() == (tmp_path / "given.txt").read_text()
+    assert_one_line_error(*run_cli(*rerank_args(root, model, **{"--alpha": "model"}))[::2], "--alpha model", "carries no alpha")
+    code, _, err = run_cli("rerank", "--method", "biencoder", "--corpus", root / "corpus.tsv", "--topics", root / "topics.tsv",
+                           "--run", root / "run.txt", "--output", tmp_path / "bi.txt", "--alpha", "model")
+    assert_one_line_error(code, err, "--method biencoder has none")
+
+
+@pytest.mark.parametrize("option, value", [("--depth", "0"), ("--batch-size", "-3"), ("--alpha", "1.5"), ("--alpha", "modal")])
 def test_bad_numbers_are_refused_by_flag_name(setup, option, value):
     root, model = setup
     assert_one_line_error(*run_cli(*rerank_args(root, model, **{option: value}))[::2], option)

@@ -27,6 +27,7 @@ class ScoringConfig:
     relevance_token: str = "true"
     irrelevance_token: str = "false"
     label_adds_likelihood: bool = False
+    alpha: float | None = None  # BM25's weight chosen on the model's dev split: `decrank rerank --alpha model`
     extra: dict = field(default_factory=dict)
 
     def save(self, folder: str | Path) -> None:

@@ -13,6 +13,9 @@ from ..store import EncoderStateStore
 from ._base import Reranker
 
 
+MODEL_ALPHA = "model"  # in place of a number: the alpha the model carries
+
+
 class DecoderReranker(Reranker):
     """Re-ranks first-stage hits by the decoder's likelihood of the query given each document."""
 
@@ -38,15 +41,21 @@ class DecoderReranker(Reranker):
         device: str = "cpu",
         batch_size: int = 32,
         skip_missing: bool = False,
-        alpha: float | None = None,
+        alpha: float | str | None = None,
         **model_kwargs,
     ) -> "DecoderReranker":
+        """``alpha="model"`` takes the alpha the model carries (chosen on its dev split)."""
         if not store:
             raise DecrankError("DecoderReranker needs store=: a folder written by `decrank encode`",
                                cli="--method decoder needs --store (a folder written by `decrank encode`)")
         store = store if isinstance(store, EncoderStateStore) else EncoderStateStore(store)
-        return cls(QueryLikelihoodModel.from_pretrained(model, device=device, **model_kwargs), store,
-                   batch_size=batch_size, skip_missing=skip_missing, alpha=alpha)
+        qlm = QueryLikelihoodModel.from_pretrained(model, device=device, **model_kwargs)
+        if alpha == MODEL_ALPHA:
+            alpha = qlm.config.alpha
+            if alpha is None:
+                raise DecrankError(f"model {model} carries no alpha in its decrank_config.json; give a number",
+                                   cli=f"--alpha model: model {model} carries no alpha in its decrank_config.json; give a number")
+        return cls(qlm, store, batch_size=batch_size, skip_missing=skip_missing, alpha=alpha)
 
     @property
     def where(self) -> str:

@@ -9,17 +9,21 @@ from ..io import read_corpus
 from ._base import Reranker
 from ._biencoder import BiEncoderReranker
 from ._cross import DEFAULT_CROSS_MODEL, CrossAttentionReranker
-from ._decoder import DecoderReranker
+from ._decoder import MODEL_ALPHA, DecoderReranker
 
 METHODS = ("decoder", "cross", "biencoder")
 
 
 def load_reranker(method: str, model: str | None = None, store: str | None = None, corpus: str | None = None,
-                  docids: Iterable[str] | None = None, batch_size: int = 32, alpha: float | None = None,
+                  docids: Iterable[str] | None = None, batch_size: int = 32, alpha: float | str | None = None,
                   skip_missing: bool = False, device: str = "cpu", precision: str = "fp32",
                   attention: str | None = None, **model_options) -> Reranker:
     """``decoder`` reads ``store``; ``cross`` and ``biencoder`` read the text of ``docids`` (all if None)
-    from ``corpus``. ``model_options`` go to the decoder's model (prefixes, head precision)."""
+    from ``corpus``. ``model_options`` go to the decoder's model (prefixes, head precision). ``alpha="model"``
+    (decoder only) is the alpha the model carries."""
+    if alpha == MODEL_ALPHA and method != "decoder":
+        raise DecrankError(f"alpha='model' is the decoder model's own alpha; method {method!r} has none",
+                           cli=f"--alpha model is the decoder model's own alpha; --method {method} has none: give a number")
     common = dict(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
     if method == "decoder":
         kwargs = {k: v for k, v in model_options.items() if v is not None}
