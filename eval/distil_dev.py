@@ -3,7 +3,8 @@
     python eval/distil_dev.py --train-dir ../shared/data/train --workdir WORK --json OUT.json \
         [--base decrank-minilm] [--steps 3000] [--eval-every 500] [--dev-queries 200] [--depth 100] \
         [--teacher biencoder] [--teacher-alpha 0.5] [--temperature 0.05] [--mle-weight 0.1] [--lr 1e-4] \
-        [--batch-size 8] [--num-negatives 7] [--max-minutes M] [--threads 2] [--test-topics FILE ...]
+        [--batch-size 8] [--num-negatives 7] [--max-minutes M] [--threads 2] [--test-topics FILE ...] \
+        [--package MODEL_DIR]
 
 Training queries: NQ-QED train, WikiQA, the SQuAD one-question-per-paragraph sample and the MS MARCO toy
 positives. Dev split: NQ-QED dev (real Google queries), never trained on; a dev query whose text is also a
@@ -15,6 +16,9 @@ interpolated with BM25 at alphas 0.0-1.0, beside BM25, the bi-encoder teacher an
 alphas. Training checkpoints in WORK/model and the curve is kept in OUT.json: run again to resume both. A PNG
 beside OUT.json plots the curve. ``--test-topics`` files (one query per line after a tab, or TREC/BEIR topics
 read by `read_topics`) are checked for queries shared with the training queries; the counts go into OUT.json.
+
+With ``--package``, once training is complete, the decoder package is copied into MODEL_DIR with the alpha that
+gave the best dev nDCG@10 at the last step in its decrank_config.json, and OUT.json beside it as dev_curve.json.
 """
 
 from __future__ import annotations
@@ -110,6 +114,7 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--test-topics", nargs="*", default=[])
+    ap.add_argument("--package", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work, out = Path(args.workdir), Path(args.json)
@@ -172,6 +177,28 @@ def main() -> None:
         if trainer.step < stop and trainer.step < trainer.total_steps:  # out of --max-minutes: resume later
             break
         evaluate(trainer.qlm, trainer.step, trainer.elapsed / 60)
+    if args.package and trainer.step == trainer.total_steps:
+        package(work / "model" / "package", Path(args.package), record, out)
+
+
+def package(built: Path, target: Path, record: dict, curve_path: Path) -> None:
+    """The decoder package with the dev split's best alpha at the last step (ties: the smaller alpha)."""
+    import shutil
+
+    from pyserini_decrank.model import ScoringConfig
+
+    last = max(record["curve"], key=lambda r: r["step"])
+    alpha = max(last["alpha"], key=lambda a: (last["alpha"][a], -float(a)))
+    target.mkdir(parents=True, exist_ok=True)
+    for item in built.iterdir():
+        shutil.copy2(item, target / item.name)
+    config = ScoringConfig.load(target)
+    config.alpha = float(alpha)
+    config.save(target)
+    record["chosen_alpha"] = float(alpha)
+    curve_path.write_text(json.dumps(record, indent=1) + "\n")
+    shutil.copy2(curve_path, target / "dev_curve.json")
+    print(f"packaged into {target} with alpha {alpha} (dev nDCG@10 {last['alpha'][alpha]})", flush=True)
 
 
 def plot(record: dict, path: Path) -> None:

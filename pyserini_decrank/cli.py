@@ -157,8 +157,8 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--alpha", type=AlphaOrModel(), default=None,
               help="Weight of the first-stage score, interpolated after min-max normalising both per query; "
                    "`model`: the alpha the decoder model carries (chosen on its dev split).")
-@click.option("--interpolated", nargs=2, type=(float, click.Path(dir_okay=False)), multiple=True, metavar="ALPHA PATH",
-              help="Also write the run at this --alpha to PATH, from the same scores (the model runs once); repeatable.")
+@click.option("--interpolated", nargs=2, type=(AlphaOrModel(), click.Path(dir_okay=False)), multiple=True, metavar="ALPHA PATH",
+              help="Also write the run at this --alpha (a number or `model`) to PATH, from the same scores (the model runs once); repeatable.")
 @click.option("--tag", default="decrank", show_default=True)
 @click.option("--skip-missing", is_flag=True, help="Drop candidates the store lacks instead of failing.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
@@ -194,7 +194,15 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
                              alpha=alpha, skip_missing=skip_missing, device=device, precision=precision,
                              attention=attention, document_prefix=document_prefix, query_prefix=query_prefix,
                              head_precision=head_precision, cross_attention=cross_attention)
-    reranker.write_run(queries, run, output, depth=depth, tag=tag, interpolated=dict(interpolated), topics_name=topics)
+    def resolved(alpha):
+        if alpha != "model":
+            return alpha
+        if not hasattr(reranker, "model_alpha"):
+            raise DecrankError(f"--interpolated model is the decoder model's own alpha; --method {method} has none: give a number")
+        return reranker.model_alpha()
+
+    reranker.write_run(queries, run, output, depth=depth, tag=tag, topics_name=topics,
+                       interpolated={resolved(a): path for a, path in interpolated})
 
 
 @main.command(name="eval")

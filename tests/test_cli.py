@@ -88,6 +88,11 @@ def test_alpha_model_is_the_alpha_the_model_carries(setup, tmp_path):
     code, _, err = run_cli(*rerank_args(root, carrying, **{"--output": tmp_path / "given.txt", "--alpha": "0.2"}))
     assert code == 0, err
     assert (tmp_path / "model.txt").read_text() == (tmp_path / "given.txt").read_text()
+    code, _, err = run_cli(*rerank_args(root, carrying, **{"--output": tmp_path / "alone.txt"}),
+                           "--interpolated", "model", tmp_path / "mixed.txt")
+    assert code == 0, err
+    ranked = lambda path: [line.split()[:3] for line in path.read_text().splitlines()]
+    assert ranked(tmp_path / "mixed.txt") == ranked(tmp_path / "given.txt")
     assert_one_line_error(*run_cli(*rerank_args(root, model, **{"--alpha": "model"}))[::2], "--alpha model", "carries no alpha")
     code, _, err = run_cli("rerank", "--method", "biencoder", "--corpus", root / "corpus.tsv", "--topics", root / "topics.tsv",
                            "--run", root / "run.txt", "--output", tmp_path / "bi.txt", "--alpha", "model")

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import DecrankError
 from ..model import DEFAULT_MODEL, QueryLikelihoodModel
 from ..store import EncoderStateStore
-from ._base import Reranker
+from ._base import Reranker, _check_alpha
 
 
 MODEL_ALPHA = "model"  # in place of a number: the alpha the model carries
@@ -50,12 +50,18 @@ class DecoderReranker(Reranker):
                                cli="--method decoder needs --store (a folder written by `decrank encode`)")
         store = store if isinstance(store, EncoderStateStore) else EncoderStateStore(store)
         qlm = QueryLikelihoodModel.from_pretrained(model, device=device, **model_kwargs)
-        if alpha == MODEL_ALPHA:
-            alpha = qlm.config.alpha
-            if alpha is None:
-                raise DecrankError(f"model {model} carries no alpha in its decrank_config.json; give a number",
-                                   cli=f"--alpha model: model {model} carries no alpha in its decrank_config.json; give a number")
-        return cls(qlm, store, batch_size=batch_size, skip_missing=skip_missing, alpha=alpha)
+        reranker = cls(qlm, store, batch_size=batch_size, skip_missing=skip_missing)
+        reranker.alpha = reranker.model_alpha() if alpha == MODEL_ALPHA else alpha
+        _check_alpha(reranker.alpha)
+        return reranker
+
+    def model_alpha(self) -> float:
+        """The alpha the model carries (``decrank_config.json``), chosen on its dev split."""
+        if self.model.config.alpha is None:
+            name = self.model.name_or_path
+            raise DecrankError(f"model {name} carries no alpha in its decrank_config.json; give a number",
+                               cli=f"--alpha model: model {name} carries no alpha in its decrank_config.json; give a number")
+        return self.model.config.alpha
 
     @property
     def where(self) -> str:
