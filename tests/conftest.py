@@ -30,3 +30,14 @@ def docs():
     from _tiny import sentences
 
     return {f"doc-{i:03d}": text for i, text in enumerate(sentences(40, seed=7))}
+
+
+@pytest.fixture(scope="session")
+def pairs_file(tmp_path_factory):
+    """Sixty query<TAB>passage training pairs, each query the first words of its passage."""
+    from _tiny import sentences
+
+    path = tmp_path_factory.mktemp("pairs") / "pairs.tsv"
+    texts = sentences(60, seed=3)
+    path.write_text("query\tpassage\n" + "".join(f"{' '.join(t.split()[:3])}\t{t}\n" for t in texts))
+    return path

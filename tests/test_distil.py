@@ -111,16 +111,6 @@ def test_stored_states_pool_to_the_same_embedding(tiny_models, docs, tmp_path):
     torch.testing.assert_close(stored, embed_texts(qlm, list(docs.values()), 32), atol=1e-5, rtol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def pairs_file(tmp_path_factory):
-    from _tiny import sentences
-
-    path = tmp_path_factory.mktemp("pairs") / "pairs.tsv"
-    texts = sentences(60, seed=3)
-    path.write_text("query\tpassage\n" + "".join(f"{' '.join(t.split()[:3])}\t{t}\n" for t in texts))
-    return path
-
-
 def distil_config(tiny_models, pairs_file, out, **over):
     base = dict(pairs=[str(pairs_file)], output=str(out), base=str(tiny_models("t5")), objective="distil",
                 negatives="bm25", num_negatives=3, freeze_encoder=True, steps=6, batch_size=4, lr=3e-3,

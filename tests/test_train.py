@@ -14,16 +14,6 @@ from pyserini_decrank.train import TrainConfig, Trainer, read_pairs
 pytestmark = pytest.mark.slow  # training: `pytest -m 'not slow'` leaves it out
 
 
-@pytest.fixture(scope="module")
-def pairs_file(tmp_path_factory):
-    from _tiny import sentences
-
-    path = tmp_path_factory.mktemp("pairs") / "pairs.tsv"
-    texts = sentences(60, seed=3)
-    path.write_text("query\tpassage\n" + "".join(f"{' '.join(t.split()[:3])}\t{t}\n" for t in texts))
-    return path
-
-
 def config(tiny_models, pairs_file, out, **over):
     base = dict(pairs=[str(pairs_file)], output=str(out), base=str(tiny_models("t5")), steps=6, batch_size=8,
                 lr=1e-3, warmup_steps=1, max_length=32, checkpoint_every=3, bf16=False)
