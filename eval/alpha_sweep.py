@@ -1,12 +1,14 @@
 """How much of BM25 to mix in: nDCG@10 of `decrank rerank --alpha A` for a range of A, from runs already made.
 
     python eval/alpha_sweep.py --qrels QRELS --first-stage BM25_RUN --reranked RUN [--reranked RUN2 ...] \
-        [--alphas 0,0.1,...,1] [--relevance-level 2] [--depth 100] [--markdown OUT.md]
+        [--alphas 0,0.1,...,1] [--relevance-level 2] [--depth 100] [--markdown OUT.md] [--write ALPHA OUT.txt]
 
 Each reranked run must hold its method's own scores for the first stage's top ``depth`` (what `decrank rerank`
 writes without ``--alpha``). The interpolation is the re-ranker's own (``interpolate`` and ``order_hits``: min-max per query,
 ``alpha`` on the first stage), so a row here is what `--alpha` would have written. It is a diagnostic: an alpha
-picked on a test collection's qrels is tuned on that test set.
+picked on a test collection's qrels is tuned on that test set. ``--write`` writes the (first) reranked run
+interpolated at ALPHA as a TREC run (tag ``<its tag>-alpha<ALPHA>``): the BM25 + bi-encoder rows of the
+reproduction page come from it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pyserini_decrank.evaluate import evaluate_run
-from pyserini_decrank.io import read_qrels, read_run
+from pyserini_decrank.io import format_run_lines, read_qrels, read_run
 from pyserini_decrank.rerank import interpolate, order_hits
 
 
@@ -51,6 +53,7 @@ def main() -> None:
     ap.add_argument("--relevance-level", type=int, default=1)
     ap.add_argument("--depth", type=int, default=100)
     ap.add_argument("--markdown")
+    ap.add_argument("--write", nargs=2, metavar=("ALPHA", "OUT"))
     args = ap.parse_args()
     alphas = [float(a) for a in args.alphas.split(",")]
     qrels, first = read_qrels(args.qrels), read_run(args.first_stage)
@@ -62,6 +65,13 @@ def main() -> None:
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table + "\n")
+    if args.write:
+        alpha, out = float(args.write[0]), Path(args.write[1])
+        reranked = read_run(args.reranked[0])
+        scores = {qid: {str(h.docid): float(h.score) for h in hits} for qid, hits in reranked.items()}
+        run = _interpolated_run(first, scores, alpha, args.depth)
+        tag = f"{Path(args.reranked[0]).stem.removeprefix('run.')}-bm25-alpha{alpha:g}"
+        out.write_text("".join(format_run_lines(qid, hits, tag) for qid, hits in run.items()))
 
 
 if __name__ == "__main__":
