@@ -96,10 +96,14 @@ def _query_time(threads: int | None) -> None:
 
 
 def _threads(threads: int | None) -> None:
+    """Torch's and faiss's threads both: faiss's OpenMP pool otherwise takes every core and, decoding a
+    store's codes beside torch's threads, oversubscribes a many-core machine."""
     if threads:
+        import faiss
         import torch
 
         torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(threads)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -313,6 +317,8 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
                                    batch_size=batch_size, with_biencoder=biencoder, content=content, codec=codec,
                                    cross_timing=cross)
                 results.append(result)
+                if json_path:  # every finished row is kept, should a time-limited run be stopped
+                    save_json(results, json_path)
                 click.echo(f"{shape} {content} {result.codec} depth={depth} doc={tokens} {precision}: cross "
                            f"{result.cross_ms:.1f} ms, decoder {result.decoder_ms:.1f} ms, {result.ratio:.2f}x; decoder "
                            f"{result.decoder_gflops:.0f} of {result.peak_gflops:.0f} GFLOP/s", err=True)

@@ -169,3 +169,19 @@ def test_errors_print_no_traceback_in_a_real_process(setup):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert_one_line_error(proc.returncode, proc.stderr, "not an encoder-state store")
+
+
+def test_threads_bound_faiss_as_well_as_torch():
+    """A PQ store is decoded by faiss beside torch: --threads must bound both pools."""
+    import faiss
+    import torch
+
+    from pyserini_decrank.cli import _threads
+
+    before = torch.get_num_threads(), faiss.omp_get_max_threads()
+    try:
+        _threads(1)
+        assert (torch.get_num_threads(), faiss.omp_get_max_threads()) == (1, 1)
+    finally:
+        torch.set_num_threads(before[0])
+        faiss.omp_set_num_threads(before[1])
