@@ -106,6 +106,28 @@ def _threads(threads: int | None) -> None:
         faiss.omp_set_num_threads(threads)
 
 
+def _ray_options(command):
+    """--ray [ADDRESS] and the size of its workers, shared by encode and rerank."""
+    for option in reversed([
+        click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
+                     help="Run on a Ray cluster: host:port, ray://host:port, or alone for the one `ray start` "
+                          "began here (or RAY_ADDRESS). Paths must be readable at the same place on every node."),
+        click.option("--ray-workers", type=POSITIVE, default=None, help="Workers [default: as many as the cluster holds]."),
+        click.option("--ray-cpus", type=AtLeast(0, float, strict=True), default=1.0, show_default=True,
+                     help="CPUs per worker (its torch threads)."),
+        click.option("--ray-gpus", type=AtLeast(0, float), default=None,
+                     help="GPUs per worker [default: 1 where the cluster has GPUs, else 0]."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _ray_settings(address, workers, cpus, gpus):
+    from .cluster import RayOptions
+
+    return RayOptions(address=address, workers=workers, cpus_per_worker=cpus, gpus_per_worker=gpus)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pyserini-decrank")
 def main() -> None:
@@ -129,19 +151,29 @@ def main() -> None:
               help="A docid seen twice in the corpus: an error, or keep its first document.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=POSITIVE, default=None, help="Torch threads [default: torch's].")
+@_ray_options
 def encode(model, corpus, store, max_length, batch_size, shard_size, codec, document_prefix, cross_kv, on_duplicate, device,
-           threads) -> None:
+           threads, ray_address, ray_workers, ray_cpus, ray_gpus) -> None:
     """Encode every document of CORPUS once into an encoder-state store."""
     _quiet_transformers()
     _threads(threads)
-    from .encode import encode_corpus
     from .io import read_corpus
-    from .model import QueryLikelihoodModel
 
-    qlm = QueryLikelihoodModel.from_pretrained(model, device=device, document_prefix=document_prefix)
-    stats = encode_corpus(qlm, read_corpus(corpus), store, max_length=max_length, batch_size=batch_size,
-                          shard_size=shard_size, codec=codec, content="cross-kv" if cross_kv else "encoder-states",
-                          on_duplicate=on_duplicate)
+    content = "cross-kv" if cross_kv else "encoder-states"
+    options = dict(max_length=max_length, batch_size=batch_size, shard_size=shard_size, codec=codec, content=content,
+                   on_duplicate=on_duplicate)
+    if ray_address:
+        from .cluster import encode_corpus_on_ray
+
+        stats = encode_corpus_on_ray(model, read_corpus(corpus), store,
+                                     _ray_settings(ray_address, ray_workers, ray_cpus, ray_gpus),
+                                     document_prefix=document_prefix, **options)
+    else:
+        from .encode import encode_corpus
+        from .model import QueryLikelihoodModel
+
+        qlm = QueryLikelihoodModel.from_pretrained(model, device=device, document_prefix=document_prefix)
+        stats = encode_corpus(qlm, read_corpus(corpus), store, **options)
     click.echo(f"encoded {stats.encoded} documents ({stats.skipped} already stored or repeated); "
                f"{stats.total_in_store} in {store}", err=True)
 
@@ -178,8 +210,10 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--query-prefix", default=None, help="Text put before every query [default: the model's].")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=POSITIVE, default=None)
+@_ray_options
 def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, interpolated, tag, skip_missing,
-           precision, head_precision, cross_attention, attention, document_prefix, query_prefix, device, threads) -> None:
+           precision, head_precision, cross_attention, attention, document_prefix, query_prefix, device, threads,
+           ray_address, ray_workers, ray_cpus, ray_gpus) -> None:
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
     _quiet_transformers()
     _query_time(threads)
@@ -193,11 +227,15 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
                                [("--run", run_path), ("--topics", topics), ("--corpus", corpus), ("--store", store)])
     queries = read_topics(topics)
     run = read_run(run_path)
-    reranker = load_reranker(method, model=model, store=store, corpus=corpus,
-                             docids={h.docid for hits in run.values() for h in hits[:depth]}, batch_size=batch_size,
-                             alpha=alpha, skip_missing=skip_missing, device=device, precision=precision,
-                             attention=attention, document_prefix=document_prefix, query_prefix=query_prefix,
-                             head_precision=head_precision, cross_attention=cross_attention)
+    if ray_address:  # every worker opens them itself, from its own working folder
+        store, corpus = [str(Path(p).resolve()) if p and Path(p).exists() else p for p in (store, corpus)]
+        model = str(Path(model).resolve()) if model and Path(model).exists() else model
+    options = dict(method=method, model=model, store=store, corpus=corpus,
+                   docids={h.docid for hits in run.values() for h in hits[:depth]}, batch_size=batch_size,
+                   alpha=alpha, skip_missing=skip_missing, device=device, precision=precision,
+                   attention=attention, document_prefix=document_prefix, query_prefix=query_prefix,
+                   head_precision=head_precision, cross_attention=cross_attention)
+    reranker = load_reranker(**options)
     def resolved(alpha):
         if alpha != "model":
             return alpha
@@ -205,8 +243,16 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
             raise DecrankError(f"--interpolated model is the decoder model's own alpha; --method {method} has none: give a number")
         return reranker.model_alpha()
 
-    reranker.write_run(queries, run, output, depth=depth, tag=tag, topics_name=topics,
-                       interpolated={resolved(a): path for a, path in interpolated})
+    resolved_interpolated = {resolved(a): path for a, path in interpolated}
+    if ray_address:
+        from .cluster import write_run_on_ray
+
+        write_run_on_ray(reranker, options, queries, run, output, depth=depth, tag=tag, topics_name=topics,
+                         interpolated=resolved_interpolated,
+                         ray=_ray_settings(ray_address, ray_workers, ray_cpus, ray_gpus))
+    else:
+        reranker.write_run(queries, run, output, depth=depth, tag=tag, topics_name=topics,
+                           interpolated=resolved_interpolated)
 
 
 @main.command(name="eval")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
@@ -20,9 +20,17 @@ ON_DUPLICATE = ("error", "first")
 
 @dataclass
 class EncodeStats:
-    encoded: int
-    skipped: int  # already in the store (resumed), or repeated in the corpus with on_duplicate="first"
-    total_in_store: int
+    encoded: int = 0
+    skipped: int = 0  # already in the store (resumed), or repeated in the corpus with on_duplicate="first"
+    total_in_store: int = 0
+
+
+@dataclass
+class EncodeBatch:
+    """One batch exactly as it is encoded: its documents with their text hashes, and their token ids."""
+
+    documents: list[tuple[Document, int]]
+    ids: list[list[int]]
 
 
 def _chunks(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
@@ -53,10 +61,45 @@ def _first_occurrences(chunk: list[Document], seen: dict[str, int], stored: dict
     return out
 
 
-def _encode(model: QueryLikelihoodModel, batch: list[list[int]], cross_kv: bool) -> list:
+def check_encode_options(batch_size: int, shard_size: int, max_length: int | None, on_duplicate: str) -> None:
+    for name, value in (("batch_size", batch_size), ("shard_size", shard_size), ("max_length", max_length)):
+        if value is not None and value < 1:
+            raise DecrankError(f"{name} must be at least 1, not {value}")
+    if on_duplicate not in ON_DUPLICATE:
+        raise DecrankError(f"unknown on_duplicate {on_duplicate!r}; known: {', '.join(ON_DUPLICATE)}")
+
+
+def store_width(model: QueryLikelihoodModel, content: str) -> int:
+    """Numbers per stored token: the hidden size, or every decoder layer's keys and values."""
+    if content != "cross-kv":
+        return model.hidden_size
+    layers, heads, head_dim = model.cross_kv_layout()
+    return layers * 2 * heads * head_dim
+
+
+def document_batches(model: QueryLikelihoodModel, corpus: Iterable[Document], store: str | Path, stored: dict[str, int],
+                     batch_size: int, max_length: int, on_duplicate: str, stats: EncodeStats,
+                     on_chunk: Callable[[int], None] | None = None) -> Iterator[EncodeBatch]:
+    """The batches of ``corpus`` in the order they are encoded, a function of the corpus alone: chunks of
+    ``32 * batch_size`` documents, each sorted by token length (so batches carry little padding) and cut
+    into batches. Stored documents stay in their batches, so that a resumed store equals an uninterrupted one."""
+    seen: dict[str, int] = {}  # docid -> its position in the corpus
+    for chunk in _chunks(corpus, batch_size * 32):
+        firsts = _first_occurrences(chunk, seen, stored, on_duplicate, store)
+        stats.skipped += len(chunk) - len(firsts)
+        ids = model.tokenize_documents([doc.text for doc, _ in firsts], max_length) if firsts else []
+        order = sorted(range(len(firsts)), key=lambda i: len(ids[i]), reverse=True)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            yield EncodeBatch([firsts[i] for i in batch], [ids[i] for i in batch])
+        if on_chunk is not None:
+            on_chunk(len(chunk))
+
+
+def encode_batch(model: QueryLikelihoodModel, ids: list[list[int]], content: str = "encoder-states") -> list:
     """Each document's encoder states or, for a ``cross-kv`` store, its cross-attention keys/values."""
-    states = model.encode_ids(batch)
-    if not cross_kv:
+    states = model.encode_ids(ids)
+    if content != "cross-kv":
         return states
     padded, mask = pad_states(states)
     kv = model.cross_keys_values(padded, mask)
@@ -81,48 +124,31 @@ def encode_corpus(
     (``layers * 2`` times the width): query time then skips those projections, and the store is tied
     to this decoder.
 
-    Batches are a function of the corpus alone: the corpus is read in chunks of ``32 * batch_size``
-    documents, each sorted by token length (so batches carry little padding) and cut into batches; a batch
-    holding any document not yet stored is encoded whole. A resumed store is therefore byte-identical to an
-    uninterrupted one. A docid seen twice is an error (``on_duplicate="first"`` keeps the first); a stored
-    docid whose text has changed since is an error.
+    Batches come from ``document_batches``; a batch holding any document not yet stored is encoded whole.
+    A resumed store is therefore byte-identical to an uninterrupted one. A docid seen twice is an error
+    (``on_duplicate="first"`` keeps the first); a stored docid whose text has changed since is an error.
     """
-    for name, value in (("batch_size", batch_size), ("shard_size", shard_size), ("max_length", max_length)):
-        if value is not None and value < 1:
-            raise DecrankError(f"{name} must be at least 1, not {value}")
-    if on_duplicate not in ON_DUPLICATE:
-        raise DecrankError(f"unknown on_duplicate {on_duplicate!r}; known: {', '.join(ON_DUPLICATE)}")
+    check_encode_options(batch_size, shard_size, max_length, on_duplicate)
     max_length = max_length or model.config.max_length
-    encoded = skipped = 0
-    cross_kv = content == "cross-kv"
-    fingerprint = model.fingerprint(content)
-    width = model.hidden_size
-    if cross_kv:
-        layers, heads, head_dim = model.cross_kv_layout()
-        width = layers * 2 * heads * head_dim
-    with StoreWriter(store, fingerprint, width, max_length, codec=codec, shard_size=shard_size) as writer:
+    stats = EncodeStats()
+    with StoreWriter(store, model.fingerprint(content), store_width(model, content), max_length, codec=codec,
+                     shard_size=shard_size) as writer:
         stored = writer.stored_text_hashes()
-        seen: dict[str, int] = {}  # docid -> its position in the corpus
         bar = tqdm(desc="encode", unit="doc", disable=not progress, dynamic_ncols=True)
         try:  # the bar is closed before any error line is printed
-            for chunk in _chunks(corpus, batch_size * 32):
-                firsts = _first_occurrences(chunk, seen, stored, on_duplicate, store)
-                skipped += len(chunk) - len(firsts)
-                ids = model.tokenize_documents([doc.text for doc, _ in firsts], max_length) if firsts else []
-                order = sorted(range(len(firsts)), key=lambda i: len(ids[i]), reverse=True)
-                for start in range(0, len(order), batch_size):
-                    batch = order[start : start + batch_size]
-                    if all(firsts[i][0].docid in stored for i in batch):
-                        skipped += len(batch)
-                        continue
-                    for i, states in zip(batch, _encode(model, [ids[i] for i in batch], cross_kv)):
-                        doc, digest = firsts[i]
-                        if doc.docid in stored:
-                            skipped += 1
-                        else:
-                            writer.add(doc.docid, states, digest)
-                            encoded += 1
-                bar.update(len(chunk))
+            for batch in document_batches(model, corpus, store, stored, batch_size, max_length, on_duplicate, stats,
+                                          on_chunk=bar.update):
+                new = [doc.docid not in stored for doc, _ in batch.documents]
+                if not any(new):
+                    stats.skipped += len(new)
+                    continue
+                for (doc, digest), states, is_new in zip(batch.documents, encode_batch(model, batch.ids, content), new):
+                    if is_new:
+                        writer.add(doc.docid, states, digest)
+                        stats.encoded += 1
+                    else:
+                        stats.skipped += 1
         finally:
             bar.close()
-    return EncodeStats(encoded=encoded, skipped=skipped, total_in_store=writer.manifest.num_docs)
+    stats.total_in_store = writer.manifest.num_docs
+    return stats

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -181,12 +181,14 @@ class Reranker(ABC):
         interpolated: Mapping[float, str | Path] | None = None,
         topics_name: str = "topics",
         progress: bool = True,
+        rankings: Callable[[list[float | None]], Iterator[tuple[str, list[list]]]] | None = None,
     ) -> None:
         """Re-ranks every query of ``run`` into the TREC run ``output`` (at ``self.alpha``), and into each
         path of ``interpolated`` at its alpha from the same scores, so the model runs once per query.
 
         All input is checked before any output is opened; then each query is written and flushed as soon
-        as it is done."""
+        as it is done. ``rankings`` (given the alphas, every query's rankings in run order) scores elsewhere,
+        on a Ray cluster for one; this process then only checks and writes."""
         self.check_run(queries, run, depth, topics_name)
         targets = [(self.alpha, output, tag)] + [(a, p, f"{tag}-alpha{a:g}") for a, p in (interpolated or {}).items()]
         for alpha, _, _ in targets:
@@ -196,9 +198,11 @@ class Reranker(ABC):
         bar = tqdm(total=len(run), desc="rerank", unit="query", disable=not progress, dynamic_ncols=True)
         try:
             writers = [RunWriter(path, name) for _, path, name in targets]
-            for qid, hits in run.items():
-                rankings = self.rerank_alphas(queries[qid], hits, [a for a, _, _ in targets], k=depth, qid=qid)
-                for writer, ranking in zip(writers, rankings):
+            alphas = [a for a, _, _ in targets]
+            ranked = rankings(alphas) if rankings is not None else (
+                (qid, self.rerank_alphas(queries[qid], hits, alphas, k=depth, qid=qid)) for qid, hits in run.items())
+            for qid, per_alpha in ranked:
+                for writer, ranking in zip(writers, per_alpha):
                     writer.write(qid, ranking)
                 bar.update(1)
             complete = True

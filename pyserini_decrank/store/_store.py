@@ -381,6 +381,38 @@ def _acquire_lock(folder: Path) -> int:
     return fd
 
 
+def shard_name(index: int) -> str:
+    return f"{index:05d}"
+
+
+def write_shard(store: str | Path, name: str, ids: Sequence[str], states: Sequence[np.ndarray],
+                text_hashes: Sequence[int]) -> ShardInfo:
+    """Writes one shard of codec-encoded ``states`` into ``store/shards/name`` (a temporary folder, synced,
+    then renamed into place) and returns what the manifest lists of it. It takes no lock: the one
+    writer that lists it holds that. A folder of that name not listed yet (left by an earlier try) is replaced."""
+    shards = Path(store) / "shards"
+    tmp, final = shards / (name + ".tmp"), shards / name
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    lengths = [s.shape[0] for s in states]
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    checksums = np.array([document_crc(d, int(offsets[i]), int(offsets[i + 1]), s)
+                          for i, (d, s) in enumerate(zip(ids, states))], dtype=np.uint32)
+    files = {
+        STATES_FILE: _write_file(tmp / STATES_FILE, b"".join(np.ascontiguousarray(s).tobytes() for s in states)),
+        OFFSETS_FILE: _write_file(tmp / OFFSETS_FILE, _npy_bytes(offsets)),
+        CHECKSUMS_FILE: _write_file(tmp / CHECKSUMS_FILE, _npy_bytes(checksums)),
+        TEXT_HASHES_FILE: _write_file(tmp / TEXT_HASHES_FILE, _npy_bytes(np.array(text_hashes, dtype=np.uint64))),
+    }
+    for key, array in build_docid_arrays(list(ids)).items():
+        files[DOCID_FILES[key]] = _write_file(tmp / DOCID_FILES[key], _npy_bytes(array))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return ShardInfo(name=name, num_docs=len(lengths), num_tokens=int(offsets[-1]), files=files)
+
+
 _SHARD_NAME = re.compile(r"^\d{5}(\.tmp)?$")
 # what a writer leaves in a folder before its first manifest: such a folder counts as empty
 _LEFTOVERS = {LOCK_FILE, MANIFEST + ".tmp"}
@@ -482,10 +514,10 @@ class StoreWriter:
         if len(self._pending_ids) >= self.shard_size:
             self.flush(whole_shards_only=True)
 
-    def _train_codec(self) -> None:
-        """Trains the codec on the first ``codec_train_tokens`` token states received (a fixed-seed
-        subsample of them beyond that), saves it atomically, and encodes what waits."""
-        sample = np.concatenate(self._pending_states)
+    def train_codec(self, states: Sequence[np.ndarray]) -> None:
+        """Trains the codec on ``states`` (the first documents' token states; a fixed-seed subsample of
+        ``codec_train_tokens`` of them beyond that) and saves it atomically in the store."""
+        sample = np.concatenate([np.asarray(s, dtype=np.float32) for s in states])
         if len(sample) > self.codec_train_tokens:
             chosen = np.random.default_rng(0).choice(len(sample), self.codec_train_tokens, replace=False)
             sample = sample[np.sort(chosen)]
@@ -496,6 +528,20 @@ class StoreWriter:
         os.replace(tmp, self.path / CODEC_FILE)
         self.manifest.codec_sha256 = meta["sha256"]
         self.manifest.save(self.path)
+
+    def codec_training_documents(self, token_counts: Sequence[int]) -> int | None:
+        """How many of the next documents (with these token counts) the codec is trained on when they are
+        added one by one: the first flush with a whole shard pending and enough tokens; None if not yet."""
+        tokens = 0
+        for n, count in enumerate(token_counts, 1):
+            tokens += count
+            if n >= self.shard_size and tokens >= self.codec_train_tokens:
+                return n
+        return None
+
+    def _train_codec(self) -> None:
+        """Trains the codec on what waits, then encodes it."""
+        self.train_codec(self._pending_states)
         self._pending_states = [self.codec.to_storage(torch.from_numpy(s)) for s in self._pending_states]
 
     def flush(self, whole_shards_only: bool = False) -> None:
@@ -515,24 +561,14 @@ class StoreWriter:
             self._write_shard(ids, states, hashes)
 
     def _write_shard(self, ids: list[str], states: list[np.ndarray], text_hashes: list[int]) -> None:
-        name = f"{len(self.manifest.shards):05d}"
-        tmp = self.path / "shards" / (name + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        lengths = [s.shape[0] for s in states]
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        checksums = np.array([document_crc(d, int(offsets[i]), int(offsets[i + 1]), s)
-                              for i, (d, s) in enumerate(zip(ids, states))], dtype=np.uint32)
-        files = {
-            STATES_FILE: _write_file(tmp / STATES_FILE, b"".join(s.tobytes() for s in states)),
-            OFFSETS_FILE: _write_file(tmp / OFFSETS_FILE, _npy_bytes(offsets)),
-            CHECKSUMS_FILE: _write_file(tmp / CHECKSUMS_FILE, _npy_bytes(checksums)),
-            TEXT_HASHES_FILE: _write_file(tmp / TEXT_HASHES_FILE, _npy_bytes(np.array(text_hashes, dtype=np.uint64))),
-        }
-        for key, array in build_docid_arrays(ids).items():
-            files[DOCID_FILES[key]] = _write_file(tmp / DOCID_FILES[key], _npy_bytes(array))
-        os.replace(tmp, self.path / "shards" / name)
-        shard = ShardInfo(name=name, num_docs=len(lengths), num_tokens=int(offsets[-1]), files=files)
+        name = shard_name(len(self.manifest.shards))
+        self.list_shard(write_shard(self.path, name, ids, states, text_hashes))
+
+    def list_shard(self, shard: ShardInfo) -> None:
+        """Lists a shard written in place (by this writer, or by a worker holding no lock) next in the manifest."""
+        if shard.name != shard_name(len(self.manifest.shards)):
+            raise DecrankError(f"store {self.path}: shard {shard.name} listed out of order "
+                               f"(next is {shard_name(len(self.manifest.shards))})")
         self.manifest.shards.append(shard)
         self.manifest.num_docs += shard.num_docs
         self.manifest.num_tokens += shard.num_tokens
