@@ -16,7 +16,7 @@ from ..io import Document
 from ..model import QueryLikelihoodModel
 from ..store import Manifest, ShardInfo, StoreWriter, shard_name, write_shard
 from ..store._store import _stored_codec
-from ._ray import RayOptions, call, connect, node_name, ray_module, set_worker_threads, start_workers
+from ._ray import RayOptions, call, connect, fitting_workers, node_name, ray_module, set_worker_threads, start_workers
 
 Kept = tuple[str, int]  # a document the shard stores: its docid and text hash
 
@@ -138,6 +138,7 @@ def encode_corpus_on_ray(
     check_encode_options(batch_size, shard_size, max_length, on_duplicate)
     ray = ray or RayOptions()
     connect(ray.address)
+    fitting_workers(ray)  # before any work: a cluster too small is an error now, not after the codec's training
     rt = ray_module()
     driver_model = QueryLikelihoodModel.from_pretrained(model, **model_options)
     worker_model = str(Path(model).resolve()) if Path(model).exists() else model  # workers start in folders of their own
@@ -184,6 +185,7 @@ def encode_corpus_on_ray(
                 collect(block=False)
             while inflight:
                 collect(block=True)
+            writer.remove_unlisted_shards()  # what a worker killed mid-shard left; every worker is idle now
         finally:
             bar.close()
     stats.total_in_store = writer.manifest.num_docs

@@ -92,9 +92,11 @@ def fitting_workers(options: RayOptions) -> tuple[int, float, float]:
     if fit == 0 or wanted > fit:
         total_cpus = sum(r.get("CPU", 0) for r in nodes)
         total_gpus = sum(r.get("GPU", 0) for r in nodes)
-        size = f"{cpus:g} CPU" + (f" and {gpus:g} GPU" if gpus else "")
+        size = f"{cpus:g} CPU{'s' * (cpus != 1)}" + (f" and {gpus:g} GPU{'s' * (gpus != 1)}" if gpus else "")
+        holds = f"{fit} worker{'s' * (fit != 1)}" if fit else "no worker"
+        asked = f", not the {wanted} asked for" if options.workers else ""
         raise DecrankError(f"the Ray cluster ({len(nodes)} nodes, {total_cpus:g} CPUs, {total_gpus:g} GPUs) holds "
-                           f"{fit} workers of {size} each, not the {wanted} asked for: ask for fewer or smaller workers")
+                           f"{holds} of {size} each{asked}: ask for fewer or smaller workers")
     return wanted, cpus, gpus
 
 

@@ -391,7 +391,7 @@ def write_shard(store: str | Path, name: str, ids: Sequence[str], states: Sequen
     then renamed into place) and returns what the manifest lists of it. It takes no lock: the one
     writer that lists it holds that. A folder of that name not listed yet (left by an earlier try) is replaced."""
     shards = Path(store) / "shards"
-    tmp, final = shards / (name + ".tmp"), shards / name
+    tmp, final = shards / f"{name}.{os.getpid()}.tmp", shards / name  # a worker's own, should two write one shard
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     lengths = [s.shape[0] for s in states]
@@ -413,7 +413,7 @@ def write_shard(store: str | Path, name: str, ids: Sequence[str], states: Sequen
     return ShardInfo(name=name, num_docs=len(lengths), num_tokens=int(offsets[-1]), files=files)
 
 
-_SHARD_NAME = re.compile(r"^\d{5}(\.tmp)?$")
+_SHARD_NAME = re.compile(r"^\d{5}(\.\d+)?(\.tmp)?$")
 # what a writer leaves in a folder before its first manifest: such a folder counts as empty
 _LEFTOVERS = {LOCK_FILE, MANIFEST + ".tmp"}
 
@@ -475,13 +475,17 @@ class StoreWriter:
             self.manifest.save(self.path)
         self.codec = _stored_codec(self.path, self.manifest)
         (self.path / "shards").mkdir(exist_ok=True)
-        listed = {s.name for s in self.manifest.shards}
-        for leftover in (self.path / "shards").iterdir():  # half-written by a crash: never listed
-            if leftover.name not in listed and _SHARD_NAME.match(leftover.name) and leftover.is_dir():
-                shutil.rmtree(leftover)
+        self.remove_unlisted_shards()
         self._pending_ids: list[str] = []
         self._pending_states: list[np.ndarray] = []
         self._pending_text_hashes: list[int] = []
+
+    def remove_unlisted_shards(self) -> None:
+        """Removes shard folders the manifest does not list: half-written by a crash, or by a worker that died."""
+        listed = {s.name for s in self.manifest.shards}
+        for leftover in (self.path / "shards").iterdir():
+            if leftover.name not in listed and _SHARD_NAME.match(leftover.name) and leftover.is_dir():
+                shutil.rmtree(leftover)
 
     def _release(self) -> None:
         if self._lock is not None:
