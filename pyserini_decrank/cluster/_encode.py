@@ -14,8 +14,7 @@ from tqdm.auto import tqdm
 from ..encode import EncodeBatch, EncodeStats, check_encode_options, document_batches, encode_batch, store_width
 from ..io import Document
 from ..model import QueryLikelihoodModel
-from ..store import Manifest, ShardInfo, StoreWriter, shard_name, write_shard
-from ..store._store import _stored_codec
+from ..store import ShardInfo, StoreWriter, shard_name, store_codec, write_shard
 from ._ray import RayOptions, call, connect, fitting_workers, node_name, ray_module, set_worker_threads, start_workers
 
 Kept = tuple[str, int]  # a document the shard stores: its docid and text hash
@@ -97,8 +96,7 @@ class ShardEncoder:
         set_worker_threads(threads)
         self.store, self.content, self._problem = Path(store), content, None
         try:
-            manifest = Manifest.load(self.store)
-            self.codec = _stored_codec(self.store, manifest)
+            self.codec = store_codec(self.store)
         except Exception as exc:  # noqa: BLE001 - reported by problem(), one line
             self._problem = (f"store {store} is not readable from Ray node {node_name()} ({exc}): put it on storage "
                              "that every node mounts at the same path")

@@ -58,19 +58,15 @@ def connect(address: str = AUTO) -> None:
         return
     if address != AUTO:
         _check_reachable(address)
-    elif not os.environ.get("RAY_ADDRESS") and not _local_cluster_running():
-        raise DecrankError("no Ray cluster is running on this machine and RAY_ADDRESS is unset: start one with "
-                           "`ray start --head`, or give --ray ADDRESS")
     try:
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
+        if address == AUTO and not os.environ.get("RAY_ADDRESS"):
+            raise DecrankError("no Ray cluster is running on this machine and RAY_ADDRESS is unset: start one with "
+                               "`ray start --head`, or give the cluster's address",
+                               cli="no Ray cluster is running on this machine and RAY_ADDRESS is unset: start one "
+                                   "with `ray start --head`, or give --ray ADDRESS") from None
         raise DecrankError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}") from None
-
-
-def _local_cluster_running() -> bool:
-    from pathlib import Path
-
-    return Path("/tmp/ray/ray_current_cluster").is_file()
 
 
 def fitting_workers(options: RayOptions) -> tuple[int, float, float]:

@@ -323,6 +323,13 @@ class EncoderStateStore:
                 f"codec={m.codec}, shards={len(m.shards)}, complete={m.complete})")
 
 
+def store_codec(folder: str | Path):
+    """The codec a store's shards are written in (a trained one read back and checked), for a worker
+    writing shards that another process lists."""
+    folder = Path(folder)
+    return _stored_codec(folder, Manifest.load(folder))
+
+
 def _stored_codec(folder: Path, manifest: Manifest):
     """The manifest's codec; a trained one is read from the store, checked against its sha256."""
     if manifest.codec in CODECS:
