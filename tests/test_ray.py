@@ -52,6 +52,18 @@ def cluster(tmp_path_factory):
         subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=60)
 
 
+def test_no_cluster_is_one_line(tiny_models, tmp_path):
+    """--ray alone with no cluster running here (the fixture below starts one later in this module)."""
+    subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=60)
+    env = {k: v for k, v in ENV.items() if k != "RAY_ADDRESS"}
+    (tmp_path / "corpus.tsv").write_text("d1\tsome text\n")
+    proc = subprocess.run([sys.executable, "-m", "pyserini_decrank", "encode", "--model", str(tiny_models("t5")),
+                           "--corpus", str(tmp_path / "corpus.tsv"), "--store", str(tmp_path / "s"), "--ray"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    one_line_error(proc, "no Ray cluster is running on this machine", "--ray ADDRESS")
+    assert not (tmp_path / "s").exists()
+
+
 @pytest.fixture(scope="module")
 def setup(tiny_models, tmp_path_factory):
     from _tiny import sentences
