@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..encode import EncodeBatch, EncodeStats, check_encode_options, document_batches, encode_batch, store_width
+from ..errors import DecrankError
 from ..io import Document
 from ..model import QueryLikelihoodModel
 from ..store import ShardInfo, StoreWriter, shard_name, store_codec, write_shard
@@ -104,7 +105,10 @@ class ShardEncoder:
         options = dict(model_options)
         if device:
             options["device"] = device
-        self.model = QueryLikelihoodModel.from_pretrained(model, **options)
+        try:
+            self.model = QueryLikelihoodModel.from_pretrained(model, **options)
+        except DecrankError as exc:
+            self._problem = f"Ray node {node_name()} cannot load model {model}: {exc}"
 
     def problem(self) -> str | None:
         return self._problem
