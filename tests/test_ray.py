@@ -198,7 +198,11 @@ def test_bad_clusters_are_one_line_and_write_nothing(cluster, setup, tmp_path):
 def _private_mounts_work() -> bool:
     if not shutil.which("unshare"):
         return False
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:  # the mount lives and dies in the probe's own namespace
+        probe = subprocess.run(["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "none", folder],
+                               capture_output=True)
     return probe.returncode == 0
 
 
