@@ -120,6 +120,9 @@ def test_encode_and_rerank_on_two_nodes_equal_one_process(cluster, setup, refere
     proc = decrank(*encode_args(root, model, root / "two"), "--ray", cluster)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert digests(root / "two") == reference and len(reference) > 30  # every shard file and the manifest
+    again = decrank(*encode_args(root, model, root / "two"), "--ray", cluster)  # nothing left: no worker starts
+    assert again.returncode == 0 and "encoded 0 documents (600 already stored" in again.stderr, again.stderr[-3000:]
+    assert digests(root / "two") == reference
     proc = decrank("rerank", "--model", model, "--store", root / "two", "--topics", root / "topics.tsv",
                    "--run", root / "run.txt", "--output", root / "two.txt", "--depth", "10",
                    "--interpolated", "0.5", root / "two-0.5.txt", "--ray", cluster)

@@ -159,6 +159,11 @@ def encode_corpus_on_ray(
                 plans = _train_codec_first(driver_model, writer, plans, content)
             finally:
                 torch.set_num_threads(before)
+        first = next(plans, None)
+        if first is None:  # every document is stored already: no worker to start
+            stats.total_in_store = writer.manifest.num_docs
+            return stats
+        plans = chain([first], plans)
         options = {k: v for k, v in model_options.items() if k != "device"}
         actors = start_workers(ShardEncoder, ray, worker_model, options, str(store), content)
         load = {i: 0 for i in range(len(actors))}
