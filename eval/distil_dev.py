@@ -4,7 +4,7 @@
         [--base decrank-minilm] [--steps 3000] [--eval-every 500] [--dev-queries 200] [--depth 100] \
         [--teacher biencoder] [--teacher-alpha 0.5] [--temperature 0.05] [--mle-weight 0.1] [--lr 1e-4] \
         [--batch-size 8] [--num-negatives 7] [--max-minutes M] [--threads 2] [--test-topics FILE ...] \
-        [--package MODEL_DIR]
+        [--unlabelled-queries TOPICS ...] [--dev-beir NAME=FOLDER ...] [--dev-beir-split train] [--package MODEL_DIR]
 
 Training queries: NQ-QED train, WikiQA, the SQuAD one-question-per-paragraph sample and the MS MARCO toy
 positives. Dev split: NQ-QED dev (real Google queries), never trained on; a dev query whose text is also a
@@ -13,12 +13,19 @@ training query is dropped. Its candidates are BM25's top ``depth`` over every tr
 
 Every ``eval-every`` steps (and at step 0, the base model) the dev split is re-ranked: nDCG@10 alone and
 interpolated with BM25 at alphas 0.0-1.0, beside BM25, the bi-encoder teacher and BM25+bi-encoder at the same
-alphas. Training checkpoints in WORK/model and the curve is kept in OUT.json: run again to resume both. A PNG
+alphas. Each ``--dev-beir NAME=FOLDER`` adds a dev domain from a BEIR folder's ``--dev-beir-split`` qrels (not
+its test split): its first ``dev-queries`` judged queries against BM25's top ``depth`` over its corpus (title
+and text), figures kept under the row's ``beir`` key; rerunning a finished run fills a domain added since into
+its first and last rows. Training checkpoints in WORK/model and the curve is kept in OUT.json: run again to resume both. A PNG
 beside OUT.json plots the curve. ``--test-topics`` files (one query per line after a tab, or TREC/BEIR topics
 read by `read_topics`) are checked for queries shared with the training queries; the counts go into OUT.json.
+``--unlabelled-queries`` topics become training queries without a passage (the teacher ranks BM25 candidates
+mined for them from the training passages); those shared with a test topic or a dev query are dropped first,
+and the counts go into OUT.json.
 
-With ``--package``, once training is complete, the decoder package is copied into MODEL_DIR with the alpha that
-gave the best dev nDCG@10 at the last step in its decrank_config.json, and OUT.json beside it as dev_curve.json.
+With ``--package``, once training is complete, the decoder package is copied into MODEL_DIR with the alpha
+chosen at the last step in its decrank_config.json, and OUT.json beside it as dev_curve.json. The alpha is the
+one with the best mean nDCG@10 over the dev domains among those at or above BM25 on every domain.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +44,7 @@ from pyserini_decrank.encode import encode_corpus
 from pyserini_decrank.evaluate import evaluate_run
 from pyserini_decrank.io import Document, Hit
 from pyserini_decrank.rerank import DecoderReranker, interpolate
+from pyserini_decrank.io import read_corpus, read_qrels
 from pyserini_decrank.train import PairSet, TrainConfig, Trainer, bm25_search, embed_stored, embed_texts, read_pairs
 
 ALPHAS = [round(0.1 * i, 1) for i in range(11)]
@@ -73,6 +82,36 @@ def dev_split(train: PairSet, dev: PairSet, limit: int, workdir: Path, depth: in
     return pool, queries, qrels, dict(zip(queries, hits))
 
 
+@dataclass
+class DevDomain:
+    """One dev domain: queries, qrels, BM25's candidates with scores, and the store holding their states."""
+
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    bm25: dict[str, list[tuple[str, float]]]
+    store: EncoderStateStore
+
+
+def beir_domain(folder: Path, split: str, limit: int, workdir: Path, depth: int, base: QueryLikelihoodModel,
+                training_queries: set[str]) -> DevDomain:
+    """A BEIR folder's ``split`` queries (the first ``limit`` judged ones not shared with a training query)
+    against BM25's top ``depth`` over its whole corpus; the corpus is encoded into WORK's store for it."""
+    corpus = [(d.docid, d.text) for d in read_corpus(folder)]
+    topics = read_topics(str(folder / "queries.jsonl"))
+    judged = read_qrels(str(next(p for p in (folder / "qrels" / f"{split}.tsv", folder / f"qrels_{split}.tsv") if p.is_file())))
+    queries = {}
+    for qid in judged:
+        if qid in topics and norm(topics[qid]) not in training_queries and any(r > 0 for r in judged[qid].values()):
+            queries[qid] = topics[qid]
+        if len(queries) == limit:
+            break
+    hits = bm25_search([t for _, t in corpus], list(queries.values()), workdir / "bm25", depth)
+    bm25 = {q: [(corpus[h][0], s) for h, s in ranked] for q, ranked in zip(queries, hits)}
+    encode_corpus(base, (Document(d, t) for d, t in corpus), str(workdir / "store"), max_length=192, codec="bf16",
+                  progress=True)
+    return DevDomain(queries, {q: judged[q] for q in queries}, bm25, EncoderStateStore(workdir / "store"))
+
+
 def run_of(scores: dict[str, np.ndarray], bm25: dict, alpha: float | None) -> dict[str, list[Hit]]:
     run = {}
     for qid, hits in bm25.items():
@@ -91,6 +130,16 @@ def figures(qrels, scores, bm25) -> dict:
     """nDCG@10 alone and at each alpha, from one set of scores."""
     return {"alone": ndcg(qrels, run_of(scores, bm25, None)),
             "alpha": {str(a): ndcg(qrels, run_of(scores, bm25, a)) for a in ALPHAS}}
+
+
+def choose_alpha(row: dict) -> tuple[str, float]:
+    """(alpha, mean dev nDCG@10 over the row's domains): the best mean among alphas at or above BM25 (alpha 1,
+    which always qualifies) on every domain, ties to the smaller alpha."""
+    domains = [row] + list(row.get("beir", {}).values())
+    mean = {a: sum(d["alpha"][a] for d in domains) / len(domains) for a in row["alpha"]}
+    safe = [a for a in mean if all(d["alpha"][a] >= d["alpha"]["1.0"] for d in domains)]
+    best = max(safe, key=lambda a: (mean[a], -float(a)))
+    return best, round(mean[best], 4)
 
 
 def main() -> None:
@@ -115,6 +164,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--test-topics", nargs="*", default=[])
     ap.add_argument("--package", default=None)
+    ap.add_argument("--unlabelled-queries", nargs="*", default=[])
+    ap.add_argument("--dev-beir", nargs="*", default=[], metavar="NAME=FOLDER")
+    ap.add_argument("--dev-beir-split", default="train")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work, out = Path(args.workdir), Path(args.json)
@@ -127,50 +179,101 @@ def main() -> None:
     pool_set = PairSet([], pool)
     docid = {str(i): pool_set.passage_id(i) for i in range(len(pool))}
     training_queries = {norm(p.query) for p in train.pairs}
+    domains = {}
+    for spec in args.dev_beir:
+        name, _, folder = spec.partition("=")
+        domains[name] = beir_domain(Path(folder), args.dev_beir_split, args.dev_queries, work / f"dev-{name}", args.depth,
+                                    QueryLikelihoodModel.from_pretrained(args.base), training_queries)
+    test_topics = {t: {norm(q) for q in read_topics(t).values()} for t in args.test_topics}
+    unlabelled_file = None
+    if args.unlabelled_queries:
+        dev_texts = {norm(q) for q in queries.values()} | {norm(q) for d in domains.values() for q in d.queries.values()}
+        given = {norm(q): q for t in args.unlabelled_queries for q in read_topics(t).values()}
+        kept = [q for key, q in given.items() if key not in dev_texts and not any(key in t for t in test_topics.values())]
+        unlabelled_file = work / "unlabelled-queries.tsv"
+        unlabelled_file.write_text("".join(f"u{i}\t{q}\n" for i, q in enumerate(kept)))
+        record["unlabelled_queries"] = {"given": len(given), "kept": len(kept),
+                                        "shared_with_dev": sum(k in dev_texts for k in given),
+                                        "shared_with_test_topics": {t: len(given.keys() & texts) for t, texts in test_topics.items()}}
+        training_queries |= {norm(q) for q in kept}
     record["split"] = {"training_pairs": len(train.pairs), "training_passages": len(train.passages),
                        "dev_queries": len(queries), "pool": len(pool), "depth": args.depth,
                        "dev_queries_with_positive_in_depth": sum(any(str(h) in qrels[q] for h, _ in hits) for q, hits in bm25.items()),
-                       "test_topics_shared_with_training": {
-                           t: sum(norm(q) in training_queries for q in read_topics(t).values()) for t in args.test_topics}}
+                       "beir_dev": {n: {"split": args.dev_beir_split, "queries": len(d.queries),
+                                        "with_relevant_in_depth": sum(any(doc in d.qrels[q] for doc, _ in d.bm25[q]) for q in d.queries),
+                                        "shared_with_test_topics": {t: len({norm(q) for q in d.queries.values()} & texts)
+                                                                    for t, texts in test_topics.items()}}
+                                    for n, d in domains.items()},
+                       "test_topics_shared_with_training": {t: len(texts & training_queries) for t, texts in test_topics.items()}}
 
     cfg = TrainConfig(pairs=training_files(Path(args.train_dir)), output=str(work / "model"), base=args.base,
                       objective="distil", negatives="bm25", num_negatives=args.num_negatives, steps=args.steps,
                       batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, freeze_encoder=True,
                       encoder_store=str(work / "store"), max_length=192, max_query_length=32, bf16=False,
                       teacher=args.teacher, teacher_alpha=args.teacher_alpha, temperature=args.temperature,
-                      mle_weight=args.mle_weight, checkpoint_every=100, max_minutes=args.max_minutes, threads=args.threads)
+                      mle_weight=args.mle_weight, checkpoint_every=100, max_minutes=args.max_minutes, threads=args.threads,
+                      unlabelled_queries=[str(unlabelled_file)] if unlabelled_file else [])
     base = QueryLikelihoodModel.from_pretrained(args.base)
     # every pool passage in the store the trainer reads (it adds nothing: its passages are all here)
     encode_corpus(base, (Document(docid[str(i)], t) for i, t in enumerate(pool)), str(work / "store"), max_length=192,
                   codec="bf16", progress=True)
     store = EncoderStateStore(work / "store")
     bm25_ids = {q: [(docid[str(h)], s) for h, s in hits] for q, hits in bm25.items()}
+    nq = DevDomain(queries, {q: {docid[d]: r for d, r in rel.items()} for q, rel in qrels.items()}, bm25_ids, store)
+
+    def teacher_figures(domain: DevDomain) -> dict:
+        ids = sorted({d for hits in domain.bm25.values() for d, _ in hits})
+        passage_emb = dict(zip(ids, embed_stored(domain.store, ids)))
+        query_emb = embed_texts(base, list(domain.queries.values()), 192)
+        cosine = {q: np.array([float(passage_emb[d] @ e) for d, _ in domain.bm25[q]]) for q, e in zip(domain.queries, query_emb)}
+        bm25_alone = {q: np.array([s for _, s in hits]) for q, hits in domain.bm25.items()}
+        return {"bm25": ndcg(domain.qrels, run_of(bm25_alone, domain.bm25, None)),
+                "biencoder": figures(domain.qrels, cosine, domain.bm25)}
 
     if "teachers" not in record:
-        passage_emb = dict(zip(docid.values(), embed_stored(store, list(docid.values()))))
-        query_emb = embed_texts(base, list(queries.values()), 192)
-        cosine = {q: np.array([float(passage_emb[d] @ e) for d, _ in bm25_ids[q]]) for q, e in zip(queries, query_emb)}
-        bm25_alone = {q: np.array([s for _, s in hits]) for q, hits in bm25.items()}
-        record["teachers"] = {"bm25": ndcg(qrels, run_of(bm25_alone, bm25, None)), "biencoder": figures(qrels, cosine, bm25)}
-        out.write_text(json.dumps(record, indent=1) + "\n")
+        record["teachers"] = teacher_figures(nq)
+    for name, domain in domains.items():
+        if name not in record["teachers"].setdefault("beir", {}):
+            record["teachers"]["beir"][name] = teacher_figures(domain)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+
+    def student_figures(qlm: QueryLikelihoodModel, domain: DevDomain) -> dict:
+        reranker = DecoderReranker(qlm, domain.store, batch_size=100)
+        scores = {q: reranker.score(domain.queries[q], [d for d, _ in domain.bm25[q]], qid=q) for q in domain.queries}
+        return figures(domain.qrels, scores, domain.bm25)
+
+    def missing(step: int) -> bool:
+        row = next((r for r in record["curve"] if r["step"] == step), None)
+        return row is None or "alone" not in row or any(n not in row.get("beir", {}) for n in domains)
 
     def evaluate(qlm: QueryLikelihoodModel, step: int, minutes: float) -> None:
-        reranker = DecoderReranker(qlm, store, batch_size=100)
+        """The row of ``step``: what it lacks (every domain for a new row) is measured and added."""
+        qlm.model.eval()
         start = time.time()
-        scores = {q: reranker.score(queries[q], [d for d, _ in bm25_ids[q]], qid=q) for q in queries}
-        row = {"step": step, "train_minutes": round(minutes, 1), "eval_s": round(time.time() - start, 1),
-               **figures(qrels, scores, bm25)}
-        record["curve"] = [r for r in record["curve"] if r["step"] != step] + [row]
+        row = next((r for r in record["curve"] if r["step"] == step), None) or {"step": step}
+        row.setdefault("train_minutes", round(minutes, 1))
+        if "alone" not in row:
+            row.update(student_figures(qlm, nq))
+        for name, domain in domains.items():
+            if name not in row.setdefault("beir", {}):
+                row["beir"][name] = student_figures(qlm, domain)
+        row["eval_s"] = round(row.get("eval_s", 0) + time.time() - start, 1)
+        if domains:
+            row["chosen_alpha"], row["chosen_alpha_mean"] = choose_alpha(row)
+        record["curve"] = sorted([r for r in record["curve"] if r["step"] != step] + [row], key=lambda r: r["step"])
         out.write_text(json.dumps(record, indent=1) + "\n")
         print(json.dumps(row), flush=True)
         plot(record, out.with_suffix(".png"))
 
-    if not any(r["step"] == 0 for r in record["curve"]):
+    if missing(0):
         evaluate(base, 0, 0.0)
     trainer = Trainer.from_config(cfg)
     record["config"] = {k: v for k, v in vars(args).items() if k not in ("json", "workdir", "train_dir", "test_topics")}
     record["training_queries_after_filter"] = len(trainer.data.pairs)
     trainer.resume()
+    at_evaluation = trainer.step % args.eval_every == 0 or trainer.step == trainer.total_steps
+    if trainer.step > 0 and at_evaluation and missing(trainer.step):  # its row lacks a domain (added since, or cut short)
+        evaluate(trainer.qlm, trainer.step, trainer.elapsed / 60)
     while trainer.step < trainer.total_steps:
         stop = (trainer.step // args.eval_every + 1) * args.eval_every
         trainer.run(stop_at=stop)
@@ -182,13 +285,13 @@ def main() -> None:
 
 
 def package(built: Path, target: Path, record: dict, curve_path: Path) -> None:
-    """The decoder package with the dev split's best alpha at the last step (ties: the smaller alpha)."""
+    """The decoder package with the alpha ``choose_alpha`` picks at the last step."""
     import shutil
 
     from pyserini_decrank.model import ScoringConfig
 
     last = max(record["curve"], key=lambda r: r["step"])
-    alpha = max(last["alpha"], key=lambda a: (last["alpha"][a], -float(a)))
+    alpha, mean = choose_alpha(last)
     target.mkdir(parents=True, exist_ok=True)
     for item in built.iterdir():
         shutil.copy2(item, target / item.name)
@@ -198,30 +301,37 @@ def package(built: Path, target: Path, record: dict, curve_path: Path) -> None:
     record["chosen_alpha"] = float(alpha)
     curve_path.write_text(json.dumps(record, indent=1) + "\n")
     shutil.copy2(curve_path, target / "dev_curve.json")
-    print(f"packaged into {target} with alpha {alpha} (dev nDCG@10 {last['alpha'][alpha]})", flush=True)
+    print(f"packaged into {target} with alpha {alpha} (mean dev nDCG@10 over the domains {mean})", flush=True)
 
 
 def plot(record: dict, path: Path) -> None:
+    """One panel per dev domain: the student alone and with BM25 along the steps, its teachers as lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     curve = sorted(record["curve"], key=lambda r: r["step"])
-    steps = [r["step"] for r in curve]
-    best_alpha = [max(r["alpha"].values()) for r in curve]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(steps, [r["alone"] for r in curve], "o-", label="student alone")
-    ax.plot(steps, [r["alpha"]["0.5"] for r in curve], "s-", label="student + BM25, alpha 0.5")
-    ax.plot(steps, best_alpha, "^:", label="student + BM25, best alpha")
     teachers = record.get("teachers", {})
-    if teachers:
-        ax.axhline(teachers["bm25"], color="grey", ls="--", label="BM25")
-        ax.axhline(teachers["biencoder"]["alone"], color="green", ls="--", label="bi-encoder (teacher)")
-        ax.axhline(max(teachers["biencoder"]["alpha"].values()), color="green", ls=":", label="BM25 + bi-encoder, best alpha")
-    ax.set_xlabel("distil steps")
-    ax.set_ylabel("dev nDCG@10 (NQ-QED dev)")
-    ax.legend(fontsize=7)
+    panels = [("NQ-QED dev", lambda r: r, teachers)]
+    for name, figs in teachers.get("beir", {}).items():
+        panels.append((f"{name} ({record.get('config', {}).get('dev_beir_split', 'train')} queries)",
+                       lambda r, n=name: r.get("beir", {}).get(n), figs))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (title, pick, teacher) in zip(axes[0], panels):
+        rows = [(r["step"], pick(r)) for r in curve if pick(r)]
+        steps = [s for s, _ in rows]
+        ax.plot(steps, [f["alone"] for _, f in rows], "o-", label="student alone")
+        ax.plot(steps, [f["alpha"]["0.5"] for _, f in rows], "s-", label="student + BM25, alpha 0.5")
+        ax.plot(steps, [max(f["alpha"].values()) for _, f in rows], "^:", label="student + BM25, best alpha")
+        if teacher:
+            ax.axhline(teacher["bm25"], color="grey", ls="--", label="BM25")
+            ax.axhline(teacher["biencoder"]["alone"], color="green", ls="--", label="bi-encoder (teacher)")
+            ax.axhline(max(teacher["biencoder"]["alpha"].values()), color="green", ls=":", label="BM25 + bi-encoder, best alpha")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("distil steps")
+        ax.set_ylabel("dev nDCG@10")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -291,6 +291,8 @@ def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
 @click.option("--teacher-alpha", type=AtLeast(0, float), default=0.5, show_default=True, help="distil, bm25+biencoder: BM25's weight.")
 @click.option("--temperature", type=AtLeast(0, float, strict=True), default=0.05, show_default=True, help="distil: the teacher's softmax temperature.")
 @click.option("--mle-weight", type=AtLeast(0, float), default=0.1, show_default=True, help="distil: weight of MLE on the positive.")
+@click.option("--unlabelled-queries", multiple=True, help="distil: topics file (or Pyserini topic name) of queries without a passage; "
+                   "the teacher ranks the candidates mined for them. Repeatable.")
 @click.option("--steps", type=POSITIVE, default=None, help="Optimiser steps [default: from --epochs].")
 @click.option("--epochs", type=AtLeast(0, float, strict=True), default=1.0, show_default=True)
 @click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
@@ -311,6 +313,7 @@ def train(**options) -> None:
     from .train import TrainConfig, train as run_training
 
     options["pairs"] = list(options["pairs"])
+    options["unlabelled_queries"] = list(options["unlabelled_queries"])
     output = run_training(TrainConfig(**options))
     click.echo(f"saved model to {output}", err=True)
 

@@ -153,3 +153,79 @@ def test_distil_without_mined_lists_or_frozen_encoder_is_one_error(tiny_models, 
             Trainer.from_config(distil_config(tiny_models, pairs_file, tmp_path, **wrong), progress=False)
         assert "--freeze-encoder and --negatives bm25" in error.value.cli_message
     assert not (tmp_path / "teacher-lists.json").exists()
+
+
+def test_a_query_without_a_passage_gets_a_list_of_candidates_only(tiny_models, tiny_pairs, tmp_path):
+    qlm = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    data = PairSet(tiny_pairs.pairs[:2] + [Pair("quiet harbour boats", None)], tiny_pairs.passages)
+    mined = [MinedList([(5, 7.0), (6, 5.0)], None), MinedList([(7, 7.0), (8, 5.0)], 8.0),
+             MinedList([(3, 9.0), (4, 6.0), (9, 1.0)], None)]
+    lists = teacher_lists(qlm, data, mined, "biencoder", 0.5, 32, tmp_path / "lists.json", progress=False)
+    assert [x.passages for x in lists] == [[0, 5, 6], [1, 7, 8], [3, 4, 9]]
+    query = embed_texts(qlm, ["quiet harbour boats"], 32)[0]
+    assert lists[2].scores == pytest.approx((embed_texts(qlm, [data.passages[i] for i in (3, 4, 9)], 32) @ query).tolist(), abs=1e-5)
+    mixed = teacher_lists(qlm, data, mined, "bm25+biencoder", 1.0, 32, tmp_path / "mixed.json", progress=False)
+    assert mixed[2].scores == pytest.approx([1.0, 0.625, 0.0])  # BM25 alone over its candidates: 9, 6, 1
+
+
+def test_unlabelled_queries_are_added_once_and_drawn_one_candidate_longer(tiny_pairs, tmp_path):
+    import random
+
+    from pyserini_decrank.train import NegativeSampler, add_unlabelled_queries
+
+    topics = tmp_path / "topics.tsv"
+    known = tiny_pairs.pairs[0].query
+    topics.write_text(f"q1\t{known.upper()}\nq2\tquiet  harbour boats\nq3\tQuiet harbour boats\n")
+    data = add_unlabelled_queries(tiny_pairs, [str(topics)])
+    assert [(p.query, p.passage) for p in data.pairs[12:]] == [("quiet  harbour boats", None)]
+    assert len(data.labelled) == 12
+    mined = [[(i + k) % 12 for k in range(1, 6)] for i in range(13)]
+    sampler = NegativeSampler("bm25", data, 3, random.Random(0), mined, distinct=True)
+    drawn = sampler.sample([0, 12])
+    assert len(drawn[0]) == 3 and len(drawn[1]) == 4 and len(set(drawn[1])) == 4
+    short = NegativeSampler("bm25", data, 5, random.Random(0), mined, distinct=True)
+    with pytest.raises(DecrankError, match="no passage and fewer than 6"):
+        short.sample([12])
+
+
+@pytest.mark.slow
+def test_distil_trains_on_queries_without_passages(tiny_models, pairs_file, tmp_path):
+    queries = [line.split("\t")[0] for line in pairs_file.read_text().splitlines()[1:]]
+    topics = tmp_path / "unlabelled.tsv"  # the same words in another order: new queries, candidates to be found
+    topics.write_text("".join(f"u{i}\t{' '.join(reversed(q.split()))}\n" for i, q in enumerate(queries[:20])))
+    cfg = distil_config(tiny_models, pairs_file, tmp_path / "u", unlabelled_queries=[str(topics)], steps=4)
+    trainer = Trainer.from_config(cfg, progress=False)
+    unlabelled = [i for i, p in enumerate(trainer.data.pairs) if p.passage is None]
+    assert unlabelled and len(trainer.data.labelled) + len(unlabelled) == len(trainer.data.pairs)
+    seen = []
+    original = trainer.objective.loss
+
+    def spy(step):
+        seen.append(step)
+        return original(step)
+
+    trainer.objective.loss = spy
+    with torch.no_grad():
+        assert math.isfinite(float(trainer.loss([unlabelled[0], 0])))
+    step = seen[0]
+    assert step.is_positive.tolist() == [False] * 4 + [True, False, False, False]
+    assert step.teacher.shape == (8,)
+    trainer.objective.loss = original
+    trainer.run()
+    record = json.loads((tmp_path / "u" / "train_record.json").read_text())
+    assert record["unlabelled_queries"] == len(unlabelled) and record["pairs"] == len(trainer.data.labelled)
+    with pytest.raises(DecrankError, match="teacher") as error:
+        Trainer.from_config(TrainConfig(pairs=[str(pairs_file)], output=str(tmp_path / "m"), base=str(tiny_models("t5")),
+                                        unlabelled_queries=[str(topics)]), progress=False)
+    assert "--unlabelled-queries needs --objective distil" in error.value.cli_message
+
+
+def test_the_packaged_alpha_is_the_best_mean_that_keeps_every_dev_domain_at_or_above_bm25():
+    from eval.distil_dev import choose_alpha
+
+    def domain(values):  # nDCG@10 at alphas 0, 0.3, 0.6 and 1 (BM25 alone)
+        return {"alone": values[0], "alpha": {str(a): v for a, v in zip((0.0, 0.3, 0.6, 1.0), values)}}
+
+    row = {**domain([0.66, 0.80, 0.75, 0.70]), "beir": {"sci": domain([0.30, 0.69, 0.72, 0.70])}}
+    assert choose_alpha(row) == ("0.6", 0.735)  # 0.3 has the best mean (0.745) but is below BM25 on sci
+    assert choose_alpha(domain([0.70, 0.72, 0.72, 0.70])) == ("0.3", 0.72)  # a tie goes to the smaller alpha

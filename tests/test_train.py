@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pyserini_decrank import QueryLikelihoodModel
+from pyserini_decrank.errors import DecrankError
 from pyserini_decrank.model import pad_labels, pad_states
 from pyserini_decrank.train import TrainConfig, Trainer, read_pairs
 
@@ -70,6 +71,21 @@ def test_same_seed_same_model_and_resume_continues(tiny_models, pairs_file, tmp_
     torch.testing.assert_close(weights(tmp_path / "a"), weights(tmp_path / "c"))
 
 
+def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tiny_models, pairs_file, tmp_path):
+    cfg = config(tiny_models, pairs_file, tmp_path / "old", steps=4, max_minutes=0.0)
+    Trainer.from_config(cfg, progress=False).run()
+    state = torch.load(tmp_path / "old" / "checkpoint.pt", weights_only=False)
+    del state["config"]["unlabelled_queries"]  # as written before the option was added
+    torch.save(state, tmp_path / "old" / "checkpoint.pt")
+    resumed = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "old", steps=4), progress=False)
+    resumed.resume()
+    assert resumed.step == 1
+    state["config"]["lr"] *= 2  # a real difference still refuses
+    torch.save(state, tmp_path / "old" / "checkpoint.pt")
+    with pytest.raises(DecrankError, match="different training configuration"):
+        Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "old", steps=4), progress=False).resume()
+
+
 def test_frozen_encoder_from_a_store_matches_encoding_on_the_fly(tiny_models, pairs_file, tmp_path):
     on_the_fly = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "fly", freeze_encoder=True), progress=False)
     from_store = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "st", freeze_encoder=True,
@@ -103,6 +119,19 @@ def test_bm25_negatives_are_mined_through_pyserini(pairs_file, tmp_path):
         query_words = set(pair.query.split())
         if negs:  # BM25's best negative shares a word with the query
             assert query_words & set(data.passages[negs[0]].split())
+
+
+def test_a_kept_bm25_run_answers_only_for_the_queries_it_was_searched_for(pairs_file, tmp_path):
+    from pyserini_decrank.train import bm25_search
+
+    data = read_pairs([str(pairs_file)])
+    queries = [p.query for p in data.pairs[:5]]
+    first = bm25_search(data.passages, queries, tmp_path, depth=3, threads=1)
+    again = bm25_search(data.passages, queries, tmp_path, depth=3, threads=1)  # read from the kept run
+    assert again == first and all(first)
+    more = queries + [" ".join(reversed(data.pairs[7].query.split()))]  # one query more: searched again
+    grown = bm25_search(data.passages, more, tmp_path, depth=3, threads=1)
+    assert grown[:5] == first and grown[5]
 
 
 def test_minilm_training_ships_a_decoder_delta_and_can_continue_from_it(pairs_file, tmp_path):

@@ -14,13 +14,17 @@ from ..io import read_lines
 @dataclass
 class Pair:
     query: str
-    passage: int  # index into ``PairSet.passages``
+    passage: int | None  # index into ``PairSet.passages``; None: a query without a known passage (distil only)
 
 
 @dataclass
 class PairSet:
     pairs: list[Pair]
     passages: list[str]
+
+    @property
+    def labelled(self) -> list[Pair]:
+        return [pair for pair in self.pairs if pair.passage is not None]
 
     def passage_id(self, index: int) -> str:
         """Stable id of a passage for an encoder-state store: a hash of its text."""
@@ -77,3 +81,20 @@ def read_pairs(specs: Sequence[str], split: str = "train") -> PairSet:
             passages.append(passage)
         pairs.append(Pair(query, index[passage]))
     return PairSet(pairs, passages)
+
+
+def add_unlabelled_queries(data: PairSet, specs: Sequence[str]) -> PairSet:
+    """``data`` with the queries of topic files ``specs`` appended as pairs without a passage: a teacher can
+    still rank the candidates mined for them. A query already in ``data`` (same text, case and spacing aside)
+    is not added twice."""
+    from ..io import read_topics
+
+    seen = {" ".join(pair.query.lower().split()) for pair in data.pairs}
+    extra = []
+    for spec in specs:
+        for query in read_topics(spec).values():
+            key = " ".join(query.lower().split())
+            if key and key not in seen:
+                seen.add(key)
+                extra.append(Pair(query.strip(), None))
+    return PairSet(data.pairs + extra, data.passages)

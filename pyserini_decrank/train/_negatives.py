@@ -6,8 +6,10 @@ BM25 mining indexes the training passages and searches every training query in c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,12 +24,18 @@ NEGATIVE_KINDS = ("in-batch", "random", "bm25")
 def bm25_search(passages: list[str], queries: list[str], workdir: Path, depth: int = 20,
                 threads: int = 2) -> list[list[tuple[int, float]]]:
     """Each query's top ``depth`` passages by BM25 (index into ``passages``, score), through Pyserini in child
-    processes. The run is kept in ``workdir``: a second call there reads it instead of searching again."""
+    processes. The run is kept in ``workdir``: a second call there with the same passages, queries and depth
+    reads it instead of searching again (other ones search again)."""
     workdir.mkdir(parents=True, exist_ok=True)
     run_path = workdir / "bm25.run"
     unique: dict[str, str] = {}
     for query in queries:
         unique.setdefault(" ".join(query.split()), str(len(unique)))
+    digest = hashlib.sha256(json.dumps([depth, passages, list(unique)]).encode()).hexdigest()
+    stamp = workdir / "bm25.run.sha256"
+    if run_path.is_file() and stamp.is_file() and stamp.read_text().strip() != digest:
+        run_path.unlink()
+        shutil.rmtree(workdir / "index", ignore_errors=True)
     if not run_path.is_file():
         (workdir / "collection").mkdir(exist_ok=True)
         with open(workdir / "collection" / "passages.jsonl", "w") as f:
@@ -48,6 +56,7 @@ def bm25_search(passages: list[str], queries: list[str], workdir: Path, depth: i
             if proc.returncode != 0:
                 raise DecrankError(f"BM25 search failed at `{args[0]}`: {proc.stderr.strip().splitlines()[-1:]}")
         Path(str(run_path) + ".tmp").replace(run_path)
+        stamp.write_text(digest + "\n")
     qid_of = {}
     for line in (workdir / "queries.tsv").read_text().splitlines():
         qid, _, q = line.partition("\t")
@@ -62,7 +71,7 @@ def bm25_search(passages: list[str], queries: list[str], workdir: Path, depth: i
 @dataclass
 class MinedList:
     """BM25's top passages for one pair's query, its own passage left out, and that passage's own score
-    (None when BM25 did not retrieve it)."""
+    (None when BM25 did not retrieve it, or the query has no passage)."""
 
     negatives: list[tuple[int, float]]
     positive_score: float | None
@@ -73,7 +82,7 @@ def mine_bm25(data: PairSet, workdir: Path, depth: int = 20, threads: int = 2) -
     hits = bm25_search(data.passages, [pair.query for pair in data.pairs], workdir, depth + 1, threads)
     out = []
     for pair, ranked in zip(data.pairs, hits):
-        own = data.passages[pair.passage]
+        own = data.passages[pair.passage] if pair.passage is not None else None
         negatives = [(h, s) for h, s in ranked if h != pair.passage and data.passages[h] != own][:depth]
         out.append(MinedList(negatives, next((s for h, s in ranked if h == pair.passage), None)))
     return out
@@ -101,13 +110,20 @@ class NegativeSampler:
                 return j
 
     def sample(self, batch: list[int]) -> list[list[int]]:
-        """Negative passage indices for each pair index of ``batch``."""
+        """Negative passage indices for each pair index of ``batch``: ``k`` of them, or ``k + 1`` for a pair
+        without a passage (its list is candidates only, as long as the others')."""
         out = []
         positives = [self.data.pairs[i].passage for i in batch]
         for row, i in enumerate(batch):
             own = positives[row]
-            if self.kind == "in-batch" and len(set(positives)) > 1:
-                pool = [p for p in positives if p != own]
+            if own is None:
+                pool = self.mined[i] if self.kind == "bm25" and self.mined else []
+                if len(pool) < self.k + 1:
+                    raise DecrankError(f"training query {self.data.pairs[i].query[:60]!r} has no passage and fewer than "
+                                       f"{self.k + 1} mined candidates")
+                out.append(self.rng.sample(pool, self.k + 1))
+            elif self.kind == "in-batch" and len({p for p in positives if p is not None}) > 1:
+                pool = [p for p in positives if p != own and p is not None]
                 out.append([pool[self.rng.randrange(len(pool))] for _ in range(self.k)])
             elif self.kind == "bm25" and self.mined and self.mined[i]:
                 pool = self.mined[i]

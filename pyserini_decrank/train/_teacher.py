@@ -29,7 +29,8 @@ LISTS_FILE = "teacher-lists.json"
 
 @dataclass
 class TeacherList:
-    """One training query's candidates (passage indices, its positive first) and the teacher's score of each."""
+    """One training query's candidates (passage indices, its positive first if it has one) and the teacher's
+    score of each."""
 
     passages: list[int]
     scores: list[float]
@@ -91,7 +92,10 @@ def teacher_lists(qlm: QueryLikelihoodModel, data: PairSet, mined: list[MinedLis
         saved = json.loads(cache.read_text())
         if saved.get("fingerprint") == fingerprint:
             return [TeacherList(**item) for item in saved["lists"]]
-    needed = sorted({p for pair, lst in zip(data.pairs, mined) for p in [pair.passage, *(h for h, _ in lst.negatives)]})
+    def candidates(pair, lst: MinedList) -> list[int]:  # the positive first, if the query has one
+        return ([pair.passage] if pair.passage is not None else []) + [h for h, _ in lst.negatives]
+
+    needed = sorted({p for pair, lst in zip(data.pairs, mined) for p in candidates(pair, lst)})
     if store is not None:
         passage_emb = embed_stored(store, [data.passage_id(i) for i in needed], progress=progress)
     else:
@@ -102,14 +106,14 @@ def teacher_lists(qlm: QueryLikelihoodModel, data: PairSet, mined: list[MinedLis
     query_row = {q: r for r, q in enumerate(queries)}
     lists = []
     for pair, lst in zip(data.pairs, mined):
-        passages = [pair.passage, *(h for h, _ in lst.negatives)]
+        passages = candidates(pair, lst)
         cosine = passage_emb[[row_of[p] for p in passages]] @ query_emb[query_row[pair.query]]
         if teacher == "biencoder":
             scores = cosine
         else:  # a positive BM25 did not retrieve gets the list's lowest BM25 score
             bm25 = [s for _, s in lst.negatives]
             own = lst.positive_score if lst.positive_score is not None else min(bm25, default=0.0)
-            bm25_scores = torch.tensor([own, *bm25])
+            bm25_scores = torch.tensor([own, *bm25] if pair.passage is not None else bm25)
             scores = teacher_alpha * _minmax(bm25_scores) + (1 - teacher_alpha) * _minmax(cosine)
         lists.append(TeacherList(passages, [round(float(s), 6) for s in scores]))
     tmp = cache.with_suffix(".tmp")

@@ -17,7 +17,7 @@ from ..io import Document
 from ..model import (QueryLikelihoodModel, ScoringConfig, build_minilm_encoder_decoder, has_minilm_encoder, pad_ids,
                      pad_labels, pad_states, save_decoder_delta)
 from ..store import EncoderStateStore
-from ._data import PairSet, read_pairs
+from ._data import PairSet, add_unlabelled_queries, read_pairs
 from ._negatives import NegativeSampler, mine_bm25
 from ._objectives import Objective, StepScores, get_objective
 from ._teacher import LISTS_FILE, TeacherList, teacher_lists
@@ -52,6 +52,7 @@ class TrainConfig:
     teacher_alpha: float = 0.5
     temperature: float = 0.05
     mle_weight: float = 0.1
+    unlabelled_queries: list[str] = field(default_factory=list)  # topics without passages: distil lists only
     mine_depth: int = 20
     label_adds_likelihood: bool = False
     bf16: bool = True
@@ -133,6 +134,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         Path(cfg.output).mkdir(parents=True, exist_ok=True)
         data = read_pairs(cfg.pairs, cfg.split)
+        if cfg.unlabelled_queries:
+            if not objective.needs_teacher:
+                raise DecrankError(f"queries without passages need a teacher to rank their lists; the {cfg.objective} "
+                                   "objective has none", cli="--unlabelled-queries needs --objective distil")
+            data = add_unlabelled_queries(data, cfg.unlabelled_queries)
         model, tokenizer, from_minilm = _load_base(cfg)
         scoring = ScoringConfig(max_length=cfg.max_length, max_query_length=cfg.max_query_length,
                                 objective=cfg.objective, label_adds_likelihood=cfg.label_adds_likelihood)
@@ -143,7 +149,8 @@ class Trainer:
         if objective.needs_negatives and cfg.negatives == "bm25":
             mined = mine_bm25(data, Path(cfg.output) / "bm25-negatives", depth=cfg.mine_depth)
         if objective.needs_teacher:  # a list shorter than the group cannot be ranked whole: leave its pair out
-            keep = [i for i, m in enumerate(mined) if len(m.negatives) >= cfg.num_negatives]
+            keep = [i for i, m in enumerate(mined)
+                    if len(m.negatives) >= cfg.num_negatives + (data.pairs[i].passage is None)]
             if not keep:
                 raise DecrankError(f"no training query has {cfg.num_negatives} BM25-mined candidates besides its positive")
             data = PairSet([data.pairs[i] for i in keep], data.passages)
@@ -186,12 +193,17 @@ class Trainer:
         needs_negatives = self.objective.needs_negatives
         negatives = self.sampler.sample(batch) if needs_negatives else [[] for _ in batch]
         group = 1 + (self.cfg.num_negatives if needs_negatives else 0)
-        rows = [(i, p) for i, negs in zip(batch, negatives) for p in [self.data.pairs[i].passage, *negs]]
+        rows, positive = [], []  # a query without a passage has one more candidate instead of a positive
+        for i, negs in zip(batch, negatives):
+            own = self.data.pairs[i].passage
+            for k, p in enumerate(([own] if own is not None else []) + negs):
+                rows.append((i, p))
+                positive.append(k == 0 and own is not None)
         unique = sorted({p for _, p in rows})
         states, mask = self._passage_states(unique)
         where = torch.tensor([unique.index(p) for _, p in rows])
         states, mask = states.index_select(0, where), mask.index_select(0, where)
-        is_positive = torch.tensor([k % group == 0 for k in range(len(rows))])
+        is_positive = torch.tensor(positive)
         labels = pad_labels([self.objective.targets(self.qlm, self.qlm.query_ids(self.data.pairs[i].query), bool(pos))
                              for (i, _), pos in zip(rows, is_positive)])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
@@ -214,7 +226,9 @@ class Trainer:
             return
         state = torch.load(path, weights_only=False)
         free = {"max_minutes", "threads", "checkpoint_every"}  # may change between a run and its resumption
-        if {k: v for k, v in state["config"].items() if k not in free} != {k: v for k, v in asdict(self.cfg).items() if k not in free}:
+        saved = {**asdict(TrainConfig(pairs=[], output="")), **state["config"]}  # options added since take their defaults
+        saved.update(pairs=state["config"]["pairs"], output=state["config"]["output"])
+        if {k: v for k, v in saved.items() if k not in free} != {k: v for k, v in asdict(self.cfg).items() if k not in free}:
             raise DecrankError(f"{path}: checkpoint of a different training configuration; use another output folder",
                                cli=f"{path}: checkpoint of a different training configuration; use another --output")
         for name, tensor in state["trainable"].items():
@@ -275,7 +289,8 @@ class Trainer:
         self.qlm.model.eval()
         self.qlm.save_pretrained(self.output)
         record = {"config": asdict(self.cfg), "steps_done": self.step, "total_steps": self.total_steps,
-                  "pairs": len(self.data.pairs), "passages": len(self.data.passages),
+                  "pairs": len(self.data.labelled), "unlabelled_queries": len(self.data.pairs) - len(self.data.labelled),
+                  "passages": len(self.data.passages),
                   "minutes": round(self.elapsed / 60, 2), "loss_curve": self.losses}
         (self.output / RECORD).write_text(json.dumps(record, indent=2) + "\n")
         if self.ships_as_delta:
