@@ -1,11 +1,14 @@
 # Shared tail of the per-collection scripts (sourced): encode, re-rank BM25, evaluate.
 # Expects: MODEL OUT CORPUS TOPICS QRELS BM25_RUN LEVEL (trec_eval -l for binary measures) NAME.
+# ALPHA: BM25's weight in run.decrank-bm25.txt; `model` (the default) is the alpha the model carries.
 set -euo pipefail
-ALPHA=${ALPHA:-0.5}
+ALPHA=${ALPHA:-model}
 DEPTH=${DEPTH:-100}
 echo "== $NAME: encode $CORPUS with $MODEL" >&2
 decrank encode --model "$MODEL" --corpus "$CORPUS" --store "$OUT/store"
-echo "== $NAME: re-rank the BM25 top-$DEPTH (alone, and interpolated with BM25 at alpha $ALPHA from the same scores)" >&2
+WHICH="alpha $ALPHA"
+[ "$ALPHA" = model ] && WHICH="the alpha $MODEL carries (its decrank_config.json)"
+echo "== $NAME: re-rank the BM25 top-$DEPTH (alone, and interpolated with BM25 at $WHICH, from the same scores)" >&2
 decrank rerank --model "$MODEL" --store "$OUT/store" --topics "$TOPICS" --run "$BM25_RUN" \
   --depth "$DEPTH" --output "$OUT/run.decrank.txt" --tag decrank --interpolated "$ALPHA" "$OUT/run.decrank-bm25.txt"
 if [ "${BIENCODER:-1}" = 1 ]; then

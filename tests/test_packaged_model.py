@@ -12,6 +12,7 @@ def test_decrank_minilm_loads_offline_and_prefers_the_relevant_passage(tmp_path,
     assert DEFAULT_MODEL == "decrank-minilm"
     model = QueryLikelihoodModel.from_pretrained("decrank-minilm")
     assert model.config.objective == "mle" and model.hidden_size == 384
+    assert model.config.alpha == 0.5  # chosen on the two-domain dev split (run_files/distil/dev-curve.json, step 0)
     passages = ["Paris is the capital and most populous city of France.",
                 "The mitochondrion is an organelle that produces energy in the cell.",
                 "Photosynthesis converts light energy into chemical energy in plants."]
