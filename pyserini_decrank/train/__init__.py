@@ -8,5 +8,5 @@ from ._trainer import TrainConfig, Trainer, train
 
 __all__ = ["MLE", "NEGATIVE_KINDS", "TEACHERS", "Distil", "MinedList", "NegativeSampler", "Objective", "Pair", "PairSet",
            "RankingLogLikelihood", "RelevanceLabel", "StepScores", "TeacherList", "TrainConfig", "Trainer", "Unlikelihood",
-           "add_unlabelled_queries", "bm25_search", "embed_stored", "embed_texts", "get_objective", "mine_bm25", "mine_bm25_negatives", "read_pairs",
-           "teacher_lists", "train"]
+           "add_unlabelled_queries", "bm25_search", "embed_stored", "embed_texts", "get_objective", "mine_bm25",
+           "mine_bm25_negatives", "read_pairs", "teacher_lists", "train"]

@@ -92,6 +92,7 @@ def teacher_lists(qlm: QueryLikelihoodModel, data: PairSet, mined: list[MinedLis
         saved = json.loads(cache.read_text())
         if saved.get("fingerprint") == fingerprint:
             return [TeacherList(**item) for item in saved["lists"]]
+
     def candidates(pair, lst: MinedList) -> list[int]:  # the positive first, if the query has one
         return ([pair.passage] if pair.passage is not None else []) + [h for h, _ in lst.negatives]
 
