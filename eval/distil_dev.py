@@ -4,7 +4,8 @@
         [--base decrank-minilm] [--steps 3000] [--eval-every 500] [--dev-queries 200] [--depth 100] \
         [--teacher biencoder] [--teacher-alpha 0.5] [--temperature 0.05] [--mle-weight 0.1] [--lr 1e-4] \
         [--batch-size 8] [--num-negatives 7] [--max-minutes M] [--threads 2] [--test-topics FILE ...] \
-        [--unlabelled-queries TOPICS ...] [--dev-beir NAME=FOLDER ...] [--dev-beir-split train] [--package MODEL_DIR]
+        [--unlabelled-queries TOPICS ...] [--dev-beir NAME=FOLDER ...] [--dev-beir-split train] \
+        [--train-beir NAME [--train-beir-repeat 1]] [--package MODEL_DIR]
 
 Training queries: NQ-QED train, WikiQA, the SQuAD one-question-per-paragraph sample and the MS MARCO toy
 positives. Dev split: NQ-QED dev (real Google queries), never trained on; a dev query whose text is also a
@@ -21,7 +22,9 @@ beside OUT.json plots the curve. ``--test-topics`` files (one query per line aft
 read by `read_topics`) are checked for queries shared with the training queries; the counts go into OUT.json.
 ``--unlabelled-queries`` topics become training queries without a passage (the teacher ranks BM25 candidates
 mined for them from the training passages); those shared with a test topic or a dev query are dropped first,
-and the counts go into OUT.json.
+and the counts go into OUT.json. ``--train-beir NAME`` adds the rest of dev domain NAME's split as training
+pairs (its queries not in the dev split, their relevant documents not judged in the folder's test qrels),
+``--train-beir-repeat`` times over, so that a small domain is not lost among the others.
 
 With ``--package``, once training is complete, the decoder package is copied into MODEL_DIR with the alpha
 chosen at the last step in its decrank_config.json, and OUT.json beside it as dev_curve.json. The alpha is the
@@ -112,6 +115,21 @@ def beir_domain(folder: Path, split: str, limit: int, workdir: Path, depth: int,
     return DevDomain(queries, {q: judged[q] for q in queries}, bm25, EncoderStateStore(workdir / "store"))
 
 
+def beir_training_pairs(folder: Path, split: str, dev: DevDomain, out: Path) -> tuple[Path, dict]:
+    """``split``'s judged pairs of a BEIR folder whose query is not in ``dev`` and whose document is not judged in
+    the folder's test qrels, written as query<TAB>passage to ``out``; with the counts."""
+    test = {d for f in folder.glob("*test*.tsv") for docs in read_qrels(str(f)).values() for d in docs}
+    topics = read_topics(str(folder / "queries.jsonl"))
+    judged = read_qrels(str(next(p for p in (folder / "qrels" / f"{split}.tsv", folder / f"qrels_{split}.tsv") if p.is_file())))
+    wanted = {(q, d) for q, docs in judged.items() for d, r in docs.items() if r > 0 and q not in dev.queries and q in topics}
+    documents = {d for _, d in wanted}
+    texts = {doc.docid: doc.text for doc in read_corpus(folder) if doc.docid in documents}
+    kept = sorted((q, d) for q, d in wanted if d in texts and d not in test)
+    out.write_text("".join(f"{' '.join(topics[q].split())}\t{' '.join(texts[d].split())}\n" for q, d in kept))
+    return out, {"pairs": len(kept), "queries": len({q for q, _ in kept}),
+                 "left_out_judged_in_test": sum(d in test for _, d in wanted)}
+
+
 def run_of(scores: dict[str, np.ndarray], bm25: dict, alpha: float | None) -> dict[str, list[Hit]]:
     run = {}
     for qid, hits in bm25.items():
@@ -167,6 +185,8 @@ def main() -> None:
     ap.add_argument("--unlabelled-queries", nargs="*", default=[])
     ap.add_argument("--dev-beir", nargs="*", default=[], metavar="NAME=FOLDER")
     ap.add_argument("--dev-beir-split", default="train")
+    ap.add_argument("--train-beir", default=None, metavar="NAME")
+    ap.add_argument("--train-beir-repeat", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work, out = Path(args.workdir), Path(args.json)
@@ -185,6 +205,13 @@ def main() -> None:
         domains[name] = beir_domain(Path(folder), args.dev_beir_split, args.dev_queries, work / f"dev-{name}", args.depth,
                                     QueryLikelihoodModel.from_pretrained(args.base), training_queries)
     test_topics = {t: {norm(q) for q in read_topics(t).values()} for t in args.test_topics}
+    extra_pairs = []
+    if args.train_beir:
+        folder = Path(dict(spec.split("=", 1) for spec in args.dev_beir)[args.train_beir])
+        extra, record["train_beir"] = beir_training_pairs(folder, args.dev_beir_split, domains[args.train_beir],
+                                                          work / f"train-{args.train_beir}.tsv")
+        extra_pairs = [str(extra)] * args.train_beir_repeat
+        training_queries |= {norm(pair.query) for pair in read_pairs([str(extra)]).pairs}
     unlabelled_file = None
     if args.unlabelled_queries:
         dev_texts = {norm(q) for q in queries.values()} | {norm(q) for d in domains.values() for q in d.queries.values()}
@@ -206,7 +233,7 @@ def main() -> None:
                                     for n, d in domains.items()},
                        "test_topics_shared_with_training": {t: len(texts & training_queries) for t, texts in test_topics.items()}}
 
-    cfg = TrainConfig(pairs=training_files(Path(args.train_dir)), output=str(work / "model"), base=args.base,
+    cfg = TrainConfig(pairs=training_files(Path(args.train_dir)) + extra_pairs, output=str(work / "model"), base=args.base,
                       objective="distil", negatives="bm25", num_negatives=args.num_negatives, steps=args.steps,
                       batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, freeze_encoder=True,
                       encoder_store=str(work / "store"), max_length=192, max_query_length=32, bf16=False,

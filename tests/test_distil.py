@@ -229,3 +229,17 @@ def test_the_packaged_alpha_is_the_best_mean_that_keeps_every_dev_domain_at_or_a
     row = {**domain([0.66, 0.80, 0.75, 0.70]), "beir": {"sci": domain([0.30, 0.69, 0.72, 0.70])}}
     assert choose_alpha(row) == ("0.6", 0.735)  # 0.3 has the best mean (0.745) but is below BM25 on sci
     assert choose_alpha(domain([0.70, 0.72, 0.72, 0.70])) == ("0.3", 0.72)  # a tie goes to the smaller alpha
+
+
+def test_in_domain_training_pairs_leave_out_dev_queries_and_test_judged_documents(tmp_path):
+    from eval.distil_dev import DevDomain, beir_training_pairs
+
+    (tmp_path / "corpus.jsonl").write_text("".join(
+        f'{{"_id": "d{i}", "title": "T{i}", "text": "text {i}"}}\n' for i in range(4)))
+    (tmp_path / "queries.jsonl").write_text("".join(f'{{"_id": "q{i}", "text": "query {i}"}}\n' for i in range(3)))
+    (tmp_path / "qrels_train.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td1\t1\nq2\td2\t1\nq2\td3\t0\n")
+    (tmp_path / "qrels_test.tsv").write_text("query-id\tcorpus-id\tscore\nq9\td2\t1\n")
+    dev = DevDomain({"q0": "query 0"}, {}, {}, None)
+    out, counts = beir_training_pairs(tmp_path, "train", dev, tmp_path / "pairs.tsv")
+    assert out.read_text() == "query 1\tT1 text 1\n"  # q0 is dev, d2 is judged in test, d3 is not relevant
+    assert counts == {"pairs": 1, "queries": 1, "left_out_judged_in_test": 1}
