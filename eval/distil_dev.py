@@ -17,8 +17,8 @@ interpolated with BM25 at alphas 0.0-1.0, beside BM25, the bi-encoder teacher an
 alphas. Each ``--dev-beir NAME=FOLDER`` adds a dev domain from a BEIR folder's ``--dev-beir-split`` qrels (not
 its test split): its first ``dev-queries`` judged queries against BM25's top ``depth`` over its corpus (title
 and text), figures kept under the row's ``beir`` key; rerunning a finished run fills a domain added since into
-its first and last rows. Training checkpoints in WORK/model and the curve is kept in OUT.json: run again to resume both. A PNG
-beside OUT.json plots the curve. ``--test-topics`` files (one query per line after a tab, or TREC/BEIR topics
+its first and last rows. Training checkpoints in WORK/model and the curve is kept in OUT.json: run again to
+resume both. A PNG beside OUT.json plots the curve. ``--test-topics`` files (one query per line after a tab, or TREC/BEIR topics
 read by `read_topics`) are checked for queries shared with the training queries; the counts go into OUT.json.
 ``--unlabelled-queries`` topics become training queries without a passage (the teacher ranks BM25 candidates
 mined for them from the training passages); those shared with a test topic or a dev query are dropped first,
@@ -45,9 +45,9 @@ import torch
 from pyserini_decrank import EncoderStateStore, QueryLikelihoodModel, read_topics
 from pyserini_decrank.encode import encode_corpus
 from pyserini_decrank.evaluate import evaluate_run
-from pyserini_decrank.io import Document, Hit
+from pyserini_decrank.errors import DecrankError
+from pyserini_decrank.io import Document, Hit, read_corpus, read_qrels
 from pyserini_decrank.rerank import DecoderReranker, interpolate
-from pyserini_decrank.io import read_corpus, read_qrels
 from pyserini_decrank.train import PairSet, TrainConfig, Trainer, bm25_search, embed_stored, embed_texts, read_pairs
 
 ALPHAS = [round(0.1 * i, 1) for i in range(11)]
@@ -85,6 +85,14 @@ def dev_split(train: PairSet, dev: PairSet, limit: int, workdir: Path, depth: in
     return pool, queries, qrels, dict(zip(queries, hits))
 
 
+def split_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
+    """A BEIR folder's qrels of ``split`` (``qrels/SPLIT.tsv`` or ``qrels_SPLIT.tsv``)."""
+    for path in (folder / "qrels" / f"{split}.tsv", folder / f"qrels_{split}.tsv"):
+        if path.is_file():
+            return read_qrels(str(path))
+    raise DecrankError(f"{folder}: no qrels/{split}.tsv or qrels_{split}.tsv for the {split} split")
+
+
 @dataclass
 class DevDomain:
     """One dev domain: queries, qrels, BM25's candidates with scores, and the store holding their states."""
@@ -101,7 +109,7 @@ def beir_domain(folder: Path, split: str, limit: int, workdir: Path, depth: int,
     against BM25's top ``depth`` over its whole corpus; the corpus is encoded into WORK's store for it."""
     corpus = [(d.docid, d.text) for d in read_corpus(folder)]
     topics = read_topics(str(folder / "queries.jsonl"))
-    judged = read_qrels(str(next(p for p in (folder / "qrels" / f"{split}.tsv", folder / f"qrels_{split}.tsv") if p.is_file())))
+    judged = split_qrels(folder, split)
     queries = {}
     for qid in judged:
         if qid in topics and norm(topics[qid]) not in training_queries and any(r > 0 for r in judged[qid].values()):
@@ -120,7 +128,7 @@ def beir_training_pairs(folder: Path, split: str, dev: DevDomain, out: Path) -> 
     the folder's test qrels, written as query<TAB>passage to ``out``; with the counts."""
     test = {d for f in folder.glob("*test*.tsv") for docs in read_qrels(str(f)).values() for d in docs}
     topics = read_topics(str(folder / "queries.jsonl"))
-    judged = read_qrels(str(next(p for p in (folder / "qrels" / f"{split}.tsv", folder / f"qrels_{split}.tsv") if p.is_file())))
+    judged = split_qrels(folder, split)
     wanted = {(q, d) for q, docs in judged.items() for d, r in docs.items() if r > 0 and q not in dev.queries and q in topics}
     documents = {d for _, d in wanted}
     texts = {doc.docid: doc.text for doc in read_corpus(folder) if doc.docid in documents}
@@ -199,11 +207,12 @@ def main() -> None:
     pool_set = PairSet([], pool)
     docid = {str(i): pool_set.passage_id(i) for i in range(len(pool))}
     training_queries = {norm(p.query) for p in train.pairs}
+    base = QueryLikelihoodModel.from_pretrained(args.base)
     domains = {}
     for spec in args.dev_beir:
         name, _, folder = spec.partition("=")
         domains[name] = beir_domain(Path(folder), args.dev_beir_split, args.dev_queries, work / f"dev-{name}", args.depth,
-                                    QueryLikelihoodModel.from_pretrained(args.base), training_queries)
+                                    base, training_queries)
     test_topics = {t: {norm(q) for q in read_topics(t).values()} for t in args.test_topics}
     extra_pairs = []
     if args.train_beir:
@@ -240,7 +249,6 @@ def main() -> None:
                       teacher=args.teacher, teacher_alpha=args.teacher_alpha, temperature=args.temperature,
                       mle_weight=args.mle_weight, checkpoint_every=100, max_minutes=args.max_minutes, threads=args.threads,
                       unlabelled_queries=[str(unlabelled_file)] if unlabelled_file else [])
-    base = QueryLikelihoodModel.from_pretrained(args.base)
     # every pool passage in the store the trainer reads (it adds nothing: its passages are all here)
     encode_corpus(base, (Document(docid[str(i)], t) for i, t in enumerate(pool)), str(work / "store"), max_length=192,
                   codec="bf16", progress=True)
@@ -365,4 +373,7 @@ def plot(record: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DecrankError as exc:  # a missing file or split: one line, as from the decrank CLI
+        raise SystemExit(f"error: {exc}") from None

@@ -243,3 +243,12 @@ def test_in_domain_training_pairs_leave_out_dev_queries_and_test_judged_document
     out, counts = beir_training_pairs(tmp_path, "train", dev, tmp_path / "pairs.tsv")
     assert out.read_text() == "query 1\tT1 text 1\n"  # q0 is dev, d2 is judged in test, d3 is not relevant
     assert counts == {"pairs": 1, "queries": 1, "left_out_judged_in_test": 1}
+
+
+def test_a_beir_folder_without_the_split_is_one_error(tmp_path):
+    from eval.distil_dev import split_qrels
+
+    (tmp_path / "qrels_test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\n")
+    assert split_qrels(tmp_path, "test") == {"q0": {"d0": 1}}
+    with pytest.raises(DecrankError, match="no qrels/train.tsv or qrels_train.tsv"):
+        split_qrels(tmp_path, "train")
