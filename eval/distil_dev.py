@@ -5,7 +5,7 @@
         [--teacher biencoder] [--teacher-alpha 0.5] [--temperature 0.05] [--mle-weight 0.1] [--lr 1e-4] \
         [--batch-size 8] [--num-negatives 7] [--max-minutes M] [--threads 2] [--test-topics FILE ...] \
         [--unlabelled-queries TOPICS ...] [--dev-beir NAME=FOLDER ...] [--dev-beir-split train] \
-        [--train-beir NAME [--train-beir-repeat 1]] [--package MODEL_DIR]
+        [--train-beir NAME [--train-beir-repeat 1]] [--package MODEL_DIR] [--device cpu]
 
 Training queries: NQ-QED train, WikiQA, the SQuAD one-question-per-paragraph sample and the MS MARCO toy
 positives. Dev split: NQ-QED dev (real Google queries), never trained on; a dev query whose text is also a
@@ -195,6 +195,7 @@ def main() -> None:
     ap.add_argument("--dev-beir-split", default="train")
     ap.add_argument("--train-beir", default=None, metavar="NAME")
     ap.add_argument("--train-beir-repeat", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="where the student trains and the dev split is scored")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work, out = Path(args.workdir), Path(args.json)
@@ -207,7 +208,7 @@ def main() -> None:
     pool_set = PairSet([], pool)
     docid = {str(i): pool_set.passage_id(i) for i in range(len(pool))}
     training_queries = {norm(p.query) for p in train.pairs}
-    base = QueryLikelihoodModel.from_pretrained(args.base)
+    base = QueryLikelihoodModel.from_pretrained(args.base, device=args.device)
     domains = {}
     for spec in args.dev_beir:
         name, _, folder = spec.partition("=")
@@ -248,6 +249,7 @@ def main() -> None:
                       encoder_store=str(work / "store"), max_length=192, max_query_length=32, bf16=False,
                       teacher=args.teacher, teacher_alpha=args.teacher_alpha, temperature=args.temperature,
                       mle_weight=args.mle_weight, checkpoint_every=100, max_minutes=args.max_minutes, threads=args.threads,
+                      device=args.device,
                       unlabelled_queries=[str(unlabelled_file)] if unlabelled_file else [])
     # every pool passage in the store the trainer reads (it adds nothing: its passages are all here)
     encode_corpus(base, (Document(docid[str(i)], t) for i, t in enumerate(pool)), str(work / "store"), max_length=192,

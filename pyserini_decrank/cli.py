@@ -307,6 +307,7 @@ def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
 @click.option("--checkpoint-every", type=POSITIVE, default=200, show_default=True)
 @click.option("--max-minutes", type=AtLeast(0, float), default=None, help="Stop (and save) after this much training time.")
 @click.option("--threads", type=POSITIVE, default=None)
+@click.option("--device", default="cpu", show_default=True, help="Where to train (cpu, cuda, cuda:1); a run may resume on another.")
 def train(**options) -> None:
     """Fine-tune an encoder-decoder as a document-to-query generator."""
     _quiet_transformers()

@@ -86,6 +86,34 @@ def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tin
         Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "old", steps=4), progress=False).resume()
 
 
+def test_the_training_device_is_checked_and_a_run_resumes_on_another(tiny_models, pairs_file, tmp_path):
+    with pytest.raises(DecrankError, match="unknown device .gpu0."):
+        Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "bad", device="gpu0"), progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(DecrankError, match="sees no CUDA device"):
+            Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "none", device="cuda"), progress=False)
+    Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "moved", max_minutes=0.0), progress=False).run()
+    resumed = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "moved", device="cpu:0"), progress=False)
+    resumed.resume()
+    assert resumed.step == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("objective", ["rll", "label"])
+def test_cuda_training_matches_cpu_training(objective, tiny_models, pairs_file, tmp_path):
+    """fp32 on both: the same three steps give the same losses and weights to 1e-3 (TF32 off, torch's default)."""
+    runs = {}
+    for device in ("cpu", "cuda"):
+        trainer = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / device, objective=objective,
+                                             negatives="random", steps=3, device=device), progress=False)
+        trainer.run()
+        runs[device] = trainer
+    cpu, cuda = runs["cpu"], runs["cuda"]
+    assert cpu.losses and cuda.losses
+    np.testing.assert_allclose(cpu.losses, cuda.losses, atol=1e-3)
+    torch.testing.assert_close(weights(tmp_path / "cpu"), weights(tmp_path / "cuda"), atol=1e-3, rtol=1e-3)
+
+
 def test_frozen_encoder_from_a_store_matches_encoding_on_the_fly(tiny_models, pairs_file, tmp_path):
     on_the_fly = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "fly", freeze_encoder=True), progress=False)
     from_store = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "st", freeze_encoder=True,

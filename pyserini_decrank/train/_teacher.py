@@ -50,8 +50,9 @@ def embed_texts(qlm: QueryLikelihoodModel, texts: Sequence[str], max_length: int
     for start in tqdm(range(0, len(texts), batch_size), desc=desc, unit="batch", disable=not progress, dynamic_ncols=True):
         ids = qlm.tokenize_documents(list(texts[start : start + batch_size]), max_length)
         input_ids, mask = pad_ids(ids, qlm.pad_token_id)
+        input_ids, mask = input_ids.to(qlm.device), mask.to(qlm.device)
         states = qlm.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        out.append(_pool(states, mask))
+        out.append(_pool(states, mask).cpu())
     return torch.cat(out) if out else torch.empty(0)
 
 

@@ -56,6 +56,7 @@ class TrainConfig:
     mine_depth: int = 20
     label_adds_likelihood: bool = False
     bf16: bool = True
+    device: str = "cpu"  # where the model trains; its checkpoints and package do not depend on it
     checkpoint_every: int = 200
     max_minutes: float | None = None
     threads: int | None = None
@@ -142,7 +143,14 @@ class Trainer:
         model, tokenizer, from_minilm = _load_base(cfg)
         scoring = ScoringConfig(max_length=cfg.max_length, max_query_length=cfg.max_query_length,
                                 objective=cfg.objective, label_adds_likelihood=cfg.label_adds_likelihood)
-        qlm = QueryLikelihoodModel(model, tokenizer, scoring, name_or_path=str(cfg.output))
+        try:
+            device = torch.device(cfg.device)
+        except RuntimeError:
+            raise DecrankError(f"unknown device {cfg.device!r}", cli=f"--device {cfg.device}: not a torch device") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise DecrankError(f"device {cfg.device!r}: torch sees no CUDA device here",
+                               cli=f"--device {cfg.device}: torch sees no CUDA device here")
+        qlm = QueryLikelihoodModel(model, tokenizer, scoring, name_or_path=str(cfg.output), device=cfg.device)
         if cfg.freeze_encoder:
             _freeze_encoder(qlm, shares_word_embeddings=from_minilm)
         mined = None
@@ -178,12 +186,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def _passage_states(self, passages: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(states, mask) of ``passages``, on the training device."""
+        device = self.qlm.device
         if self.store is not None:
-            states = self.store.get_many([self.data.passage_id(i) for i in passages])
-            return pad_states([s.float() for s in states])
+            states, mask = pad_states([s.float() for s in self.store.get_many([self.data.passage_id(i) for i in passages])])
+            return states.to(device), mask.to(device)
         ids = self.qlm.tokenize_documents([self.data.passages[i] for i in passages], self.cfg.max_length)
         input_ids, mask = pad_ids(ids, self.qlm.pad_token_id)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16), \
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16), \
                 torch.set_grad_enabled(not self.cfg.freeze_encoder):
             states = self.qlm.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
         return states.float(), mask
@@ -200,19 +211,20 @@ class Trainer:
                 rows.append((i, p))
                 positive.append(k == 0 and own is not None)
         unique = sorted({p for _, p in rows})
+        device = self.qlm.device
         states, mask = self._passage_states(unique)
-        where = torch.tensor([unique.index(p) for _, p in rows])
+        where = torch.tensor([unique.index(p) for _, p in rows], device=device)
         states, mask = states.index_select(0, where), mask.index_select(0, where)
-        is_positive = torch.tensor(positive)
-        labels = pad_labels([self.objective.targets(self.qlm, self.qlm.query_ids(self.data.pairs[i].query), bool(pos))
-                             for (i, _), pos in zip(rows, is_positive)])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
+        labels = pad_labels([self.objective.targets(self.qlm, self.qlm.query_ids(self.data.pairs[i].query), pos)
+                             for (i, _), pos in zip(rows, positive)]).to(device)
+        is_positive = torch.tensor(positive, device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             # training keeps the library's projections: its gradients are the ones the library tests
             token_lp, extra_lp = self.qlm.token_log_probs(labels, states, mask, absorbed=False,
                                                           extra_token_ids=self.objective.extra_token_ids(self.qlm))
         teacher = None
         if self.teacher is not None:
-            teacher = torch.tensor([self.teacher[i][p] for i, p in rows])
+            teacher = torch.tensor([self.teacher[i][p] for i, p in rows], device=device)
         return self.objective.loss(StepScores(token_lp, extra_lp, labels, is_positive, group, teacher))
 
     # ------------------------------------------------------------------ loop, checkpoints, saving
@@ -224,8 +236,8 @@ class Trainer:
         self._resumed = True
         if not path.is_file():
             return
-        state = torch.load(path, weights_only=False)
-        free = {"max_minutes", "threads", "checkpoint_every"}  # may change between a run and its resumption
+        state = torch.load(path, weights_only=False, map_location="cpu")
+        free = {"max_minutes", "threads", "checkpoint_every", "device"}  # may change between a run and its resumption
         saved = {**asdict(TrainConfig(pairs=[], output="")), **state["config"]}  # options added since take their defaults
         saved.update(pairs=state["config"]["pairs"], output=state["config"]["output"])
         if {k: v for k, v in saved.items() if k not in free} != {k: v for k, v in asdict(self.cfg).items() if k not in free}:
@@ -237,14 +249,17 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.rng.setstate(state["sampler_rng"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and self.qlm.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.qlm.device)
         self.step, self.elapsed, self.losses = state["step"], state["elapsed"], state["losses"]
 
     def _checkpoint(self) -> None:
         state = {
             "config": asdict(self.cfg), "step": self.step, "elapsed": self.elapsed, "losses": self.losses,
-            "trainable": {n: p.detach().clone() for n, p in self.trainable.items()},
+            "trainable": {n: p.detach().cpu().clone() for n, p in self.trainable.items()},
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "sampler_rng": self.sampler.rng.getstate(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.qlm.device) if self.qlm.device.type == "cuda" else None,
         }
         tmp = self.output / (CHECKPOINT + ".tmp")
         torch.save(state, tmp)
