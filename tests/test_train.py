@@ -162,13 +162,14 @@ def test_a_kept_bm25_run_answers_only_for_the_queries_it_was_searched_for(pairs_
     assert grown[:5] == first and grown[5]
 
 
-def test_minilm_training_ships_a_decoder_delta_and_can_continue_from_it(pairs_file, tmp_path):
+def test_minilm_training_ships_a_decoder_delta_and_can_continue_from_it(pairs_file, tmp_path, monkeypatch):
     """``--base minilm --freeze-encoder`` writes a package (decoder only); a second stage whose base is
     that model keeps the shared word embeddings frozen and ships a package again."""
     from safetensors.torch import load_file
 
     from pyserini_decrank.model import DECODER_WEIGHTS, SHARED_KEYS, has_minilm_encoder
 
+    monkeypatch.setenv("DECRANK_CACHE", str(tmp_path / "cache"))  # where a package folder is assembled
     common = dict(pairs=[str(pairs_file)], steps=2, batch_size=4, lr=1e-3, warmup_steps=1, max_length=24,
                   decoder_layers=1, freeze_encoder=True, bf16=False)
     first = Trainer.from_config(TrainConfig(output=str(tmp_path / "one"), base="minilm", **common), progress=False)
@@ -185,3 +186,10 @@ def test_minilm_training_ships_a_decoder_delta_and_can_continue_from_it(pairs_fi
     assert any(not torch.equal(delta[k], before[k]) for k in delta)
     assert has_minilm_encoder(QueryLikelihoodModel.from_pretrained(str(tmp_path / "two")).model)
     assert json.loads((tmp_path / "two" / "package" / "decrank_config.json").read_text())["objective"] == "rll"
+    packaged = QueryLikelihoodModel.from_pretrained(str(tmp_path / "two" / "package"))  # the delta folder, by path
+    full = QueryLikelihoodModel.from_pretrained(str(tmp_path / "two"))
+    states, mask = pad_states(full.encode(["magnetic field of the electron wave"]))
+    labels = pad_labels([full.query_labels("electron wave")])
+    assert packaged.config.objective == "rll"
+    torch.testing.assert_close(packaged.score_states(labels, states, mask), full.score_states(labels, states, mask),
+                               atol=0.05, rtol=0)  # the package's decoder is fp16

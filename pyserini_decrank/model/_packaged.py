@@ -141,8 +141,12 @@ def materialize_packaged_model(folder: Path) -> Path:
 
 
 def resolve_model(name_or_path: str) -> str:
-    """A local folder, a model packaged with pyserini-decrank (``decrank-minilm``), or a hub id."""
+    """A local folder, a model packaged with pyserini-decrank (``decrank-minilm``), or a hub id. A folder that
+    holds a package (a decoder delta, as ``decrank train`` writes to ``OUTPUT/package``) is assembled like one."""
     if os.path.isdir(name_or_path):
+        folder = Path(name_or_path)
+        if (folder / BUILD_FILE).is_file() and not (folder / "config.json").is_file():
+            return str(materialize_packaged_model(folder))
         return name_or_path
     packaged = PACKAGED_MODELS_DIR / name_or_path
     if packaged.is_dir():
