@@ -72,6 +72,17 @@ def _load_base(cfg: TrainConfig) -> tuple[torch.nn.Module, object, bool]:
     return base.model, base.tokenizer, has_minilm_encoder(base.model)
 
 
+def _check_device(name: str) -> None:
+    """Before any loading: a device torch does not know, or CUDA where there is none, is one error line."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DecrankError(f"unknown device {name!r}", cli=f"--device {name}: not a torch device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DecrankError(f"device {name!r}: torch sees no CUDA device here",
+                           cli=f"--device {name}: torch sees no CUDA device here")
+
+
 def _freeze_encoder(qlm: QueryLikelihoodModel, shares_word_embeddings: bool) -> None:
     for p in qlm.encoder.parameters():
         p.requires_grad_(False)
@@ -130,6 +141,7 @@ class Trainer:
         if cfg.encoder_store and not cfg.freeze_encoder:
             raise DecrankError("encoder_store needs freeze_encoder: stored states are those of a fixed encoder",
                                cli="--encoder-store needs --freeze-encoder: stored states are those of a fixed encoder")
+        _check_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -143,13 +155,6 @@ class Trainer:
         model, tokenizer, from_minilm = _load_base(cfg)
         scoring = ScoringConfig(max_length=cfg.max_length, max_query_length=cfg.max_query_length,
                                 objective=cfg.objective, label_adds_likelihood=cfg.label_adds_likelihood)
-        try:
-            device = torch.device(cfg.device)
-        except RuntimeError:
-            raise DecrankError(f"unknown device {cfg.device!r}", cli=f"--device {cfg.device}: not a torch device") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise DecrankError(f"device {cfg.device!r}: torch sees no CUDA device here",
-                               cli=f"--device {cfg.device}: torch sees no CUDA device here")
         qlm = QueryLikelihoodModel(model, tokenizer, scoring, name_or_path=str(cfg.output), device=cfg.device)
         if cfg.freeze_encoder:
             _freeze_encoder(qlm, shares_word_embeddings=from_minilm)
