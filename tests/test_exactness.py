@@ -97,3 +97,16 @@ def test_cross_kv_store_is_tied_to_its_decoder(tiny_models, docs, tmp_path):
         DecoderReranker(other, EncoderStateStore(tmp_path))
     with pytest.raises(DecrankError, match="holds cross-kv, not encoder-states"):
         EncoderStateStore(tmp_path).check_model(model.fingerprint())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_store_encoded_and_reranked_on_cuda_scores_like_the_full_forward_on_cpu(family, tiny_models, docs, tmp_path):
+    """Stated tolerance of the GPU path at fp32: 1e-3 nats of the CPU's full forward (TF32 off, torch's default)."""
+    cpu = QueryLikelihoodModel.from_pretrained(str(tiny_models(family)))
+    cuda = QueryLikelihoodModel.from_pretrained(str(tiny_models(family)), device="cuda")
+    store = build_store(cuda, docs, tmp_path / "store", "fp32")
+    docids = list(docs)
+    on_gpu = DecoderReranker(cuda, store, batch_size=8).score(QUERY, docids)
+    reference = full_forward_log_likelihood(cpu, [docs[d] for d in docids], QUERY)
+    np.testing.assert_allclose(on_gpu, reference, atol=1e-3, rtol=0)
