@@ -163,6 +163,22 @@ def test_eval_table_and_bad_qrels(setup):
     assert_one_line_error(*run_cli("eval", "--qrels", root / "qrels.txt", "-m", "nope", root / "run.txt")[::2], "unknown trec_eval measure")
 
 
+def test_a_device_torch_cannot_use_is_one_line_before_any_loading(setup):
+    root, model = setup
+    common = ["--model", model, "--corpus", root / "corpus.tsv"]
+    assert_one_line_error(*run_cli("encode", *common, "--store", root / "s2", "--device", "gpu0")[::2],
+                          "--device gpu0: not a torch device")
+    assert not (root / "s2").exists()  # nothing written
+    assert_one_line_error(*run_cli(*rerank_args(root, model), "--device", "gpu0")[::2], "--device gpu0: not a torch device")
+    assert_one_line_error(*run_cli(*rerank_args(root, model), "--method", "cross", "--corpus", root / "corpus.tsv",
+                                   "--device", "gpu0")[::2], "--device gpu0: not a torch device")
+    import torch
+
+    if not torch.cuda.is_available():
+        assert_one_line_error(*run_cli("encode", *common, "--store", root / "s3", "--device", "cuda")[::2],
+                              "--device cuda: torch sees no CUDA device here")
+
+
 def test_errors_print_no_traceback_in_a_real_process(setup):
     root, model = setup
     proc = subprocess.run([sys.executable, "-m", "pyserini_decrank", *map(str, rerank_args(root, model, **{"--store": root / "absent"}))],

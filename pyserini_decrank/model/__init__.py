@@ -6,12 +6,12 @@ from ._fast import ATTENTIONS, HEAD_PRECISIONS, PRECISIONS, ComputePrecision, Co
 from ._fingerprint import tokenizer_sha256, weights_sha256
 from ._packaged import (BASE_PACKAGE, DECODER_WEIGHTS, DEFAULT_MODEL, SHARED_KEYS, build_minilm_encoder_decoder,
                         has_minilm_encoder, load_seq2seq, minilm_path, resolve_model, save_decoder_delta)
-from ._seq2seq import CONTENTS, QueryLikelihoodModel, word_token_id
+from ._seq2seq import CONTENTS, QueryLikelihoodModel, check_device, word_token_id
 
 __all__ = [
     "ATTENTIONS", "BASE_PACKAGE", "CONTENTS", "DECODER_WEIGHTS", "DEFAULT_MODEL", "HEAD_PRECISIONS", "OBJECTIVES",
     "PRECISIONS", "SHARED_KEYS", "ComputePrecision", "ComputeWeights", "QueryLikelihoodModel", "ScoringConfig",
-    "build_minilm_encoder_decoder", "has_minilm_encoder", "load_seq2seq", "minilm_path", "pad_ids", "pad_labels",
-    "pad_states", "resolve_model", "save_decoder_delta", "set_attention", "tokenizer_sha256", "vocab_log_probs",
-    "weights_sha256", "word_token_id",
+    "build_minilm_encoder_decoder", "check_device", "has_minilm_encoder", "load_seq2seq", "minilm_path", "pad_ids",
+    "pad_labels", "pad_states", "resolve_model", "save_decoder_delta", "set_attention", "tokenizer_sha256",
+    "vocab_log_probs", "weights_sha256", "word_token_id",
 ]

@@ -31,6 +31,19 @@ CONTENTS = ("encoder-states", "cross-kv")
 CROSS_ATTENTIONS = ("auto", "project", "absorbed")
 
 
+def check_device(name: str) -> torch.device:
+    """The torch device ``name``; a name torch does not know, or CUDA where torch has none, is one error line
+    (raised before any weights are loaded)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DecrankError(f"unknown device {name!r}", cli=f"--device {name}: not a torch device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DecrankError(f"device {name!r}: torch sees no CUDA device here",
+                           cli=f"--device {name}: torch sees no CUDA device here")
+    return device
+
+
 class QueryLikelihoodModel:
     """Scores ``log p(query | document)`` from precomputed encoder states."""
 
@@ -59,7 +72,7 @@ class QueryLikelihoodModel:
             raise DecrankError(f"unknown head precision {head_precision!r}; known: {', '.join(HEAD_PRECISIONS)}")
         # fp32 for the vocabulary projection under bf16: its logits rounded to bf16 are what moves rankings most
         self.head_precision = head_precision
-        self.model = model.eval().to(device)
+        self.model = model.eval().to(check_device(device))
         set_attention(self.model, attention)
         self.precision = precision
         self.tokenizer = tokenizer
@@ -97,6 +110,7 @@ class QueryLikelihoodModel:
         cross_attention: str = "auto",
         **config_overrides,
     ) -> "QueryLikelihoodModel":
+        check_device(device)
         path = resolve_model(name_or_path)
         model, tokenizer = load_seq2seq(path, revision)
         config = ScoringConfig.load(path) if os.path.isdir(path) else None

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import DecrankError
-from ..model import ComputePrecision, set_attention, word_token_id
+from ..model import ComputePrecision, check_device, set_attention, word_token_id
 from ._base import TextReranker
 
 DEFAULT_CROSS_MODEL = "castorini/monot5-base-msmarco"
@@ -25,7 +25,7 @@ class CrossAttentionReranker(TextReranker):
                  max_length: int = 512, alpha: float | None = None, skip_missing: bool = False, source: str = "the texts given",
                  precision: str = "fp32", device: str = "cpu", attention: str | None = None) -> None:
         super().__init__(texts, batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, source=source)
-        self.model, self.tokenizer = model.eval().to(device), tokenizer
+        self.model, self.tokenizer = model.eval().to(check_device(device)), tokenizer
         set_attention(self.model, attention)
         self.max_length = max_length
         self.device = torch.device(device)
@@ -38,6 +38,7 @@ class CrossAttentionReranker(TextReranker):
                         **kwargs) -> "CrossAttentionReranker":
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+        check_device(kwargs.get("device", "cpu"))
         try:
             model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path)
             tokenizer = AutoTokenizer.from_pretrained(name_or_path)

@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 
 from ..errors import DecrankError
 from ..io import Document
-from ..model import (QueryLikelihoodModel, ScoringConfig, build_minilm_encoder_decoder, has_minilm_encoder, pad_ids,
-                     pad_labels, pad_states, save_decoder_delta)
+from ..model import (QueryLikelihoodModel, ScoringConfig, build_minilm_encoder_decoder, check_device, has_minilm_encoder,
+                     pad_ids, pad_labels, pad_states, save_decoder_delta)
 from ..store import EncoderStateStore
 from ._data import PairSet, add_unlabelled_queries, read_pairs
 from ._negatives import NegativeSampler, mine_bm25
@@ -70,17 +70,6 @@ def _load_base(cfg: TrainConfig) -> tuple[torch.nn.Module, object, bool]:
         return (*build_minilm_encoder_decoder(cfg.decoder_layers, cfg.seed), True)
     base = QueryLikelihoodModel.from_pretrained(cfg.base)
     return base.model, base.tokenizer, has_minilm_encoder(base.model)
-
-
-def _check_device(name: str) -> None:
-    """Before any loading: a device torch does not know, or CUDA where there is none, is one error line."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DecrankError(f"unknown device {name!r}", cli=f"--device {name}: not a torch device") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DecrankError(f"device {name!r}: torch sees no CUDA device here",
-                           cli=f"--device {name}: torch sees no CUDA device here")
 
 
 def _freeze_encoder(qlm: QueryLikelihoodModel, shares_word_embeddings: bool) -> None:
@@ -141,7 +130,7 @@ class Trainer:
         if cfg.encoder_store and not cfg.freeze_encoder:
             raise DecrankError("encoder_store needs freeze_encoder: stored states are those of a fixed encoder",
                                cli="--encoder-store needs --freeze-encoder: stored states are those of a fixed encoder")
-        _check_device(cfg.device)
+        check_device(cfg.device)  # before anything loads
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
