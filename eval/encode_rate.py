@@ -20,9 +20,8 @@ from pathlib import Path
 
 import torch
 
-from pyserini_decrank.bench import load_bench_model
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from pyserini_decrank.bench import load_bench_model, matmul_peak_gflops
+from pyserini_decrank.model import PRECISIONS
 
 
 def synchronise(device: torch.device) -> None:
@@ -37,20 +36,6 @@ def encoder_flops(encoder: torch.nn.Module, doc_tokens: int, device: torch.devic
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         encoder(input_ids=ids)
     return float(counter.get_total_flops())
-
-
-def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 8192, repeats: int = 10) -> float:
-    """Median TFLOP/s of an n-cubed matrix product: the device's practical ceiling at ``dtype``."""
-    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
-    a @ b
-    synchronise(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        synchronise(device)
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e12
 
 
 def rate(encoder, batch_size: int, doc_tokens: int, dtype: torch.dtype, device: torch.device, repeats: int) -> float:
@@ -93,7 +78,7 @@ def main() -> None:
     ap.add_argument("--shape", default="t5-base")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--doc-tokens", type=int, default=87)
-    ap.add_argument("--precision", dest="precisions", action="append", choices=list(DTYPES))
+    ap.add_argument("--precision", dest="precisions", action="append", choices=list(PRECISIONS))
     ap.add_argument("--batch-size", dest="batch_sizes", action="append", type=int)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None)
@@ -111,8 +96,9 @@ def main() -> None:
               "torch": torch.__version__, "repeats": args.repeats, "gflops_per_passage": round(flops / 1e9, 2),
               "precisions": precisions, "peak_tflops": {}, "rows": []}
     for precision in precisions:
-        dtype = DTYPES[precision]
-        peak = matmul_peak(dtype, device)
+        dtype = PRECISIONS[precision] or torch.float32
+        # the chip's matrix-product ceiling, from products of up to 8192 x 8192
+        peak = matmul_peak_gflops(precision, max_n=8192, repeats=args.repeats, device=args.device) / 1e3
         result["peak_tflops"][precision] = round(peak, 2)
         for batch_size in batch_sizes:
             docs_per_s = rate(encoder, batch_size, args.doc_tokens, dtype, device, args.repeats)

@@ -93,17 +93,22 @@ def load_bench_model(shape: str) -> tuple[torch.nn.Module, object]:
     return qlm.model, qlm.tokenizer
 
 
-def matmul_peak_gflops(precision: str, max_n: int = 2048, min_seconds: float = 0.05, repeats: int = 7) -> float:
-    """Median throughput of an n-cubed matrix product at ``precision``: this machine's limit. ``n`` doubles
-    from 256 until one product takes ``min_seconds`` (or reaches ``max_n``), so that a CPU without bf16
+def matmul_peak_gflops(precision: str, max_n: int = 2048, min_seconds: float = 0.05, repeats: int = 7,
+                       device: str = "cpu") -> float:
+    """Median throughput of an n-cubed matrix product at ``precision`` on ``device``: that chip's limit. ``n``
+    doubles from 256 until one product takes ``min_seconds`` (or reaches ``max_n``), so that a CPU without bf16
     matrix instructions, where bf16 runs hundreds of times slower, is measured in seconds, not minutes."""
     dtype = PRECISIONS[precision] or torch.float32
+    on = torch.device(device)
+    sync = torch.cuda.synchronize if on.type == "cuda" else (lambda: None)
     n = 256
     while True:
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a, b = torch.randn(n, n, dtype=dtype, device=on), torch.randn(n, n, dtype=dtype, device=on)
         a @ b
+        sync()
         start = time.perf_counter()
         a @ b
+        sync()
         if time.perf_counter() - start >= min_seconds or n >= max_n:
             break
         n *= 2
@@ -111,6 +116,7 @@ def matmul_peak_gflops(precision: str, max_n: int = 2048, min_seconds: float = 0
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
+        sync()
         times.append(time.perf_counter() - start)
     return 2 * n**3 / statistics.median(times) / 1e9
 
