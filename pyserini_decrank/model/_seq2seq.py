@@ -72,14 +72,14 @@ class QueryLikelihoodModel:
             raise DecrankError(f"unknown head precision {head_precision!r}; known: {', '.join(HEAD_PRECISIONS)}")
         # fp32 for the vocabulary projection under bf16: its logits rounded to bf16 are what moves rankings most
         self.head_precision = head_precision
-        self.model = model.eval().to(check_device(device))
+        self.device = check_device(device)
+        self.model = model.eval().to(self.device)
         set_attention(self.model, attention)
         self.precision = precision
         self.tokenizer = tokenizer
         self.config = config or ScoringConfig()
         self.name_or_path = name_or_path
         self.revision = revision
-        self.device = torch.device(device)
         mc = model.config
         start = mc.decoder_start_token_id
         if start is None and getattr(mc, "decoder", None) is not None:

@@ -25,10 +25,10 @@ class CrossAttentionReranker(TextReranker):
                  max_length: int = 512, alpha: float | None = None, skip_missing: bool = False, source: str = "the texts given",
                  precision: str = "fp32", device: str = "cpu", attention: str | None = None) -> None:
         super().__init__(texts, batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, source=source)
-        self.model, self.tokenizer = model.eval().to(check_device(device)), tokenizer
+        self.device = check_device(device)
+        self.model, self.tokenizer = model.eval().to(self.device), tokenizer
         set_attention(self.model, attention)
         self.max_length = max_length
-        self.device = torch.device(device)
         self.compute = ComputePrecision(self.model, precision)
         self.true_id, self.false_id = word_token_id(tokenizer, "true"), word_token_id(tokenizer, "false")
         self.start_id = model.config.decoder_start_token_id or 0
