@@ -9,7 +9,7 @@ import click
 
 from .bench import CONTENTS as BENCH_CONTENTS
 from .errors import DecrankError
-from .model import DEFAULT_MODEL, OBJECTIVES
+from .model import COPY_KINDS, DEFAULT_MODEL, OBJECTIVES
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
@@ -65,6 +65,20 @@ class AlphaOrModel(AtLeast):
 
     def convert(self, value, param, ctx):
         return value if value == "model" else super().convert(value, param, ctx)
+
+
+class CopyOption(click.ParamType):
+    """A copy spec (``CopySpec.parse``): a bad one is one error line naming the option."""
+
+    name = "none | LAMBDA | KIND:LAMBDA | KIND"
+
+    def convert(self, value, param, ctx):
+        from .model import CopySpec
+
+        try:
+            return str(CopySpec.parse(value))
+        except DecrankError as exc:
+            raise DecrankError(f"--copy {value}: {str(exc).split(': ', 1)[-1]}") from None
 
 
 def _refuse_overwriting_inputs(outputs, inputs) -> None:
@@ -206,13 +220,17 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--cross-attention", type=click.Choice(["auto", "project", "absorbed"]), default="auto", show_default=True,
               help="Decoder method: how the decoder reads stored encoder states. absorbed folds the key/value projections "
                    "into the query (same scores, fewer FLOPs); project runs the library's; auto absorbs where the family is known.")
+@click.option("--copy", type=CopyOption(), default=None,
+              help="Decoder method: mix each query token's probability with copying it from the document: LAMBDA or "
+                   "uniform:LAMBDA (term frequency / length, any model), attention:LAMBDA (the last cross-attention "
+                   "layer), uniform or attention alone (the model's learned gate), none [default: what the model declares].")
 @click.option("--document-prefix", default=None, help="As given to `encode` [default: the model's].")
 @click.option("--query-prefix", default=None, help="Text put before every query [default: the model's].")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=POSITIVE, default=None)
 @_ray_options
 def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, interpolated, tag, skip_missing,
-           precision, head_precision, cross_attention, attention, document_prefix, query_prefix, device, threads,
+           precision, head_precision, cross_attention, attention, copy, document_prefix, query_prefix, device, threads,
            ray_address, ray_workers, ray_cpus, ray_gpus) -> None:
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
     _quiet_transformers()
@@ -234,7 +252,7 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
                    docids={h.docid for hits in run.values() for h in hits[:depth]}, batch_size=batch_size,
                    alpha=alpha, skip_missing=skip_missing, device=device, precision=precision,
                    attention=attention, document_prefix=document_prefix, query_prefix=query_prefix,
-                   head_precision=head_precision, cross_attention=cross_attention)
+                   head_precision=head_precision, cross_attention=cross_attention, copy=copy)
     reranker = load_reranker(**options)
     def resolved(alpha):
         if alpha != "model":
@@ -304,6 +322,9 @@ def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
 @click.option("--max-length", type=POSITIVE, default=192, show_default=True)
 @click.option("--max-query-length", type=POSITIVE, default=32, show_default=True)
 @click.option("--label-adds-likelihood", is_flag=True, help="label objective: score = relevance token + query log-likelihood.")
+@click.option("--copy", type=click.Choice(COPY_KINDS), default="none", show_default=True,
+              help="Copy-aware scoring trained with the model: a learned gate mixes each query token's probability with "
+                   "copying it from the document, uniformly (term frequency / length) or by the last cross-attention layer.")
 @click.option("--checkpoint-every", type=POSITIVE, default=200, show_default=True)
 @click.option("--max-minutes", type=AtLeast(0, float), default=None, help="Stop (and save) after this much training time.")
 @click.option("--threads", type=POSITIVE, default=None)

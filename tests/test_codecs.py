@@ -26,7 +26,7 @@ def write(path, docs, codec, shard_size=16, train_tokens=500):
     with StoreWriter(path, FP, hidden_size=32, max_length=16, codec=codec, shard_size=shard_size,
                      codec_train_tokens=train_tokens) as w:
         for docid, s in docs.items():
-            w.add(docid, s)
+            w.add(docid, s, token_ids=np.arange(len(s)))
 
 
 @pytest.mark.parametrize("codec, bytes_per_token, tolerance", [("SQ8", 32, 0.05), ("PQ8x4", 4, 1.2), ("OPQ4,PQ4x4", 2, 1.5)])
@@ -54,7 +54,7 @@ def test_a_resumed_store_with_a_trained_codec_is_byte_identical(tmp_path):
     writer = StoreWriter(tmp_path / "cut", FP, hidden_size=32, max_length=16, codec="PQ8x4", shard_size=50,
                          codec_train_tokens=500)
     for docid, s in list(docs.items())[:130]:
-        writer.add(docid, s)
+        writer.add(docid, s, token_ids=np.arange(len(s)))
     writer._release()  # the process dies: 2 shards listed, the codec trained and saved
     assert len(json.loads((tmp_path / "cut" / "manifest.json").read_text())["shards"]) == 2
     with StoreWriter(tmp_path / "cut", FP, hidden_size=32, max_length=16, codec="PQ8x4", shard_size=50,
@@ -62,7 +62,7 @@ def test_a_resumed_store_with_a_trained_codec_is_byte_identical(tmp_path):
         done = resumed.existing_docids()
         for docid, s in docs.items():
             if docid not in done:
-                resumed.add(docid, s)
+                resumed.add(docid, s, token_ids=np.arange(len(s)))
     digest = lambda root: {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
     assert digest(tmp_path / "whole") == digest(tmp_path / "cut")
 

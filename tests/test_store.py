@@ -26,7 +26,7 @@ def test_round_trip_across_shards(codec, tmp_path):
     states = random_states(25)
     with StoreWriter(tmp_path, FP, hidden_size=8, max_length=16, codec=codec, shard_size=10) as w:
         for docid, s in states.items():
-            w.add(docid, s)
+            w.add(docid, s, token_ids=np.arange(len(s)))
     store = EncoderStateStore(tmp_path)
     assert len(store) == 25 and len(store.manifest.shards) == 3 and store.manifest.complete
     assert store.manifest.num_tokens == sum(s.shape[0] for s in states.values())
@@ -41,7 +41,7 @@ def test_round_trip_across_shards(codec, tmp_path):
 def test_reads_are_zero_copy_views_of_the_mapping(tmp_path):
     with StoreWriter(tmp_path, FP, hidden_size=8, max_length=16, codec="fp32") as w:
         for docid, s in random_states(5).items():
-            w.add(docid, s)
+            w.add(docid, s, token_ids=np.arange(len(s)))
     store = EncoderStateStore(tmp_path)
     a, b = store.get_many(["d1", "d2"])
     mapped, _, _ = store._shard_arrays(0)
@@ -66,7 +66,7 @@ def test_docid_table_survives_hash_collisions(monkeypatch):
 
 def test_missing_docids_are_named(tmp_path):
     with StoreWriter(tmp_path, FP, hidden_size=8, max_length=16) as w:
-        w.add("known", torch.zeros(2, 8))
+        w.add("known", torch.zeros(2, 8), token_ids=np.arange(2))
     store = EncoderStateStore(tmp_path)
     with pytest.raises(MissingDocidsError, match="nope1, nope2"):
         store.get_many(["known", "nope1", "nope2"])
@@ -77,7 +77,7 @@ def test_crash_keeps_flushed_shards_and_resume_completes(tmp_path):
     states = random_states(12)
     writer = StoreWriter(tmp_path, FP, hidden_size=8, max_length=16, shard_size=5)
     for docid, s in list(states.items())[:11]:
-        writer.add(docid, s)  # two shards flushed, one document buffered, then the process "dies":
+        writer.add(docid, s, token_ids=np.arange(len(s)))  # two shards flushed, one document buffered, then the process "dies":
     writer._release()  # the OS drops a dead process's lock
     (tmp_path / "shards" / "00002.tmp").mkdir()  # a half-written shard
     with pytest.warns(UnfinishedStoreWarning, match="is unfinished \\(10 documents so far\\)"):
@@ -89,7 +89,7 @@ def test_crash_keeps_flushed_shards_and_resume_completes(tmp_path):
     done = resumed.existing_docids()
     for docid, s in states.items():
         if docid not in done:
-            resumed.add(docid, s)
+            resumed.add(docid, s, token_ids=np.arange(len(s)))
     resumed.close()
     store = EncoderStateStore(tmp_path)
     assert len(store) == 12 and store.manifest.complete
@@ -98,7 +98,7 @@ def test_crash_keeps_flushed_shards_and_resume_completes(tmp_path):
 def test_truncated_and_missing_shards_are_refused(tmp_path):
     with StoreWriter(tmp_path, FP, hidden_size=8, max_length=16, shard_size=3) as w:
         for docid, s in random_states(6).items():
-            w.add(docid, s)
+            w.add(docid, s, token_ids=np.arange(len(s)))
     states_file = tmp_path / "shards" / "00001" / "states.bin"
     states_file.write_bytes(states_file.read_bytes()[:-4])
     with pytest.raises(DecrankError, match=r"00001/states.bin: shard file is truncated"):

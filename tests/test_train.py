@@ -193,3 +193,32 @@ def test_minilm_training_ships_a_decoder_delta_and_can_continue_from_it(pairs_fi
     assert packaged.config.objective == "rll"
     torch.testing.assert_close(packaged.score_states(labels, states, mask), full.score_states(labels, states, mask),
                                atol=0.05, rtol=0)  # the package's decoder is fp16
+
+
+@pytest.mark.parametrize("copy", ["uniform", "attention"])
+def test_copy_trains_its_gate_saves_it_and_resumes(copy, tiny_models, pairs_file, tmp_path, docs):
+    """The learned gate moves from its start, ships in the model folder with the copy kind declared, scores
+    like the trained model, resumes from a checkpoint to the same weights, and reads a store's token ids
+    the same as token ids made on the fly."""
+    from pyserini_decrank import DecoderReranker, EncoderStateStore
+    from pyserini_decrank.encode import encode_corpus
+    from pyserini_decrank.io import Document
+
+    cfg = dict(objective="rll", negatives="random", copy=copy, freeze_encoder=True)
+    fly = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "f", **cfg), progress=False)
+    stored = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "s", encoder_store=str(tmp_path / "store"),
+                                        **cfg), progress=False)
+    with torch.no_grad():
+        assert float(fly.loss(fly._batch(0))) == pytest.approx(float(stored.loss(stored._batch(0))), abs=0.05)  # bf16 store
+    Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "a", **cfg), progress=False).run()
+    model = QueryLikelihoodModel.from_pretrained(str(tmp_path / "a"))
+    assert model.copy.kind == copy and model.copy.learned and model.config.copy == copy
+    assert float(model.copy_head.linear.weight.detach().abs().sum()) > 0  # trained from zero
+    cut = Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "b", max_minutes=0.0, **cfg), progress=False)
+    cut.run()
+    Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "b", **cfg), progress=False).run()
+    again = QueryLikelihoodModel.from_pretrained(str(tmp_path / "b"))
+    torch.testing.assert_close(again.copy_head.linear.weight, model.copy_head.linear.weight)
+    encode_corpus(model, [Document(d, t) for d, t in list(docs.items())[:5]], tmp_path / "docs", progress=False)
+    scores = DecoderReranker(model, EncoderStateStore(tmp_path / "docs")).score("magnetic field", list(docs)[:5])
+    assert np.isfinite(scores).all()

@@ -8,6 +8,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -15,7 +16,7 @@ from ..encode import EncodeBatch, EncodeStats, check_encode_options, document_ba
 from ..errors import DecrankError
 from ..io import Document
 from ..model import QueryLikelihoodModel
-from ..store import ShardInfo, StoreWriter, shard_name, store_codec, write_shard
+from ..store import ShardInfo, StoreWriter, mark_special, shard_name, store_codec, write_shard
 from ._ray import RayOptions, call, connect, fitting_workers, node_name, ray_module, set_worker_threads, start_workers
 
 Kept = tuple[str, int]  # a document the shard stores: its docid and text hash
@@ -54,16 +55,20 @@ def shard_plans(batches: Iterable[EncodeBatch], stored: dict[str, int], shard_si
         yield plan
 
 
-def encode_plan(model: QueryLikelihoodModel, plan: ShardPlan, content: str) -> tuple[list[str], list, list[int]]:
-    """The shard's docids, states (fp32, as the encoder gave them) and text hashes, in encoding order."""
-    ids, states, hashes = [], [], []
+def encode_plan(model: QueryLikelihoodModel, plan: ShardPlan, content: str
+                ) -> tuple[list[str], list, list[int], list[np.ndarray]]:
+    """The shard's docids, states (fp32, as the encoder gave them), text hashes and stored token ids, in
+    encoding order."""
+    ids, states, hashes, tokens = [], [], [], []
+    specials = model.special_token_ids
     for batch_ids, keep in plan.batches:
-        for kept, doc_states in zip(keep, encode_batch(model, batch_ids, content)):
+        for kept, doc_states, doc_ids in zip(keep, encode_batch(model, batch_ids, content), batch_ids):
             if kept is not None:
                 ids.append(kept[0])
                 states.append(doc_states)
                 hashes.append(kept[1])
-    return ids, states, hashes
+                tokens.append(mark_special(doc_ids, specials))
+    return ids, states, hashes, tokens
 
 
 def _train_codec_first(model: QueryLikelihoodModel, writer: StoreWriter, plans: Iterator[ShardPlan],
@@ -114,9 +119,9 @@ class ShardEncoder:
         return self._problem
 
     def encode_shard(self, plan: ShardPlan) -> dict:
-        ids, states, hashes = encode_plan(self.model, plan, self.content)
+        ids, states, hashes, tokens = encode_plan(self.model, plan, self.content)
         stored = [self.codec.to_storage(s.cpu()) for s in states]
-        return asdict(write_shard(self.store, shard_name(plan.index), ids, stored, hashes))
+        return asdict(write_shard(self.store, shard_name(plan.index), ids, stored, hashes, tokens))
 
 
 def encode_corpus_on_ray(

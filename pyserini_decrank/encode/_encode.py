@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from ..errors import DecrankError
 from ..io import Document
 from ..model import QueryLikelihoodModel, pad_states
-from ..store import StoreWriter, text_hash
+from ..store import StoreWriter, mark_special, text_hash
 
 
 ON_DUPLICATE = ("error", "first")
@@ -142,9 +142,11 @@ def encode_corpus(
                 if not any(new):
                     stats.skipped += len(new)
                     continue
-                for (doc, digest), states, is_new in zip(batch.documents, encode_batch(model, batch.ids, content), new):
+                specials = model.special_token_ids
+                for (doc, digest), states, ids, is_new in zip(batch.documents, encode_batch(model, batch.ids, content),
+                                                              batch.ids, new):
                     if is_new:
-                        writer.add(doc.docid, states, digest)
+                        writer.add(doc.docid, states, digest, mark_special(ids, specials))
                         stats.encoded += 1
                     else:
                         stats.skipped += 1

@@ -143,3 +143,25 @@ def absorbed_cross_attention(model: nn.Module, states_mask: torch.Tensor) -> Ite
     finally:
         for module, _ in patched:
             module.__dict__.pop("forward", None)
+
+
+def cross_attention_weights(module: nn.Module, layout: CrossAttentionLayout, hidden: torch.Tensor,
+                            states_mask: torch.Tensor, states: torch.Tensor | None = None,
+                            keys: torch.Tensor | None = None) -> torch.Tensor:
+    """One cross-attention module's weights for ``hidden`` (B x T x d), averaged over heads: B x T x L, fp32.
+
+    From encoder ``states`` (B x L x e) the key projection is folded into the query as the absorbed path
+    does (the key bias shifts a whole row, which softmax ignores), so the document tokens are never
+    projected; from stored ``keys`` (B x heads x L x head_dim, a ``cross-kv`` store) they are read as they are.
+    """
+    batch, rows, _ = hidden.shape
+    heads, head_dim = getattr(module, layout.heads), getattr(module, layout.head_dim)
+    query = (getattr(module, layout.query)(hidden) * module.scaling).view(batch, rows, heads, head_dim)
+    if keys is not None:
+        scores = torch.einsum("bthd,bhld->bhtl", query, keys.to(query.dtype))
+    else:
+        key = getattr(module, layout.key)
+        folded = torch.einsum("bthd,hde->bhte", query, key.weight.view(heads, head_dim, -1).to(query.dtype))
+        scores = torch.einsum("bhte,ble->bhtl", folded, states.to(folded.dtype))
+    scores = scores.float().masked_fill(~states_mask.bool()[:, None, None, :], float("-inf"))
+    return scores.softmax(-1).mean(1)

@@ -16,7 +16,8 @@ class ScoringConfig:
 
     ``objective`` records how the model was trained; it decides the score: the query log-likelihood for
     ``mle``/``unlikelihood``/``rll``/``distil``, the relevance token's log-probability (plus, with
-    ``label_adds_likelihood``, the query log-likelihood) for ``label``.
+    ``label_adds_likelihood``, the query log-likelihood) for ``label``. ``copy`` says how each query
+    token's probability mixes in copying from the document (``_copy``).
     """
 
     document_prefix: str = ""
@@ -28,6 +29,7 @@ class ScoringConfig:
     irrelevance_token: str = "false"
     label_adds_likelihood: bool = False
     alpha: float | None = None  # BM25's weight chosen on the model's dev split: `decrank rerank --alpha model`
+    copy: str = "none"  # copy-aware scoring (``CopySpec``): none, KIND:LAMBDA, or KIND with a learned gate
     extra: dict = field(default_factory=dict)
 
     def save(self, folder: str | Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DecrankError
+from ._copy import COPY_HEAD_FILE
 from ._fingerprint import weights_sha256
 
 # the packaged default; `--model` and ``from_pretrained`` take it when given nothing else
@@ -113,7 +114,9 @@ def materialize_packaged_model(folder: Path) -> Path:
     weights = folder / DECODER_WEIGHTS
     if not weights.is_file():
         raise DecrankError(f"packaged model {folder.name} has no {DECODER_WEIGHTS}; train it with `decrank train`")
-    digest = hashlib.sha256(weights.read_bytes() + (folder / "decrank_config.json").read_bytes()).hexdigest()[:16]
+    copy_head = folder / COPY_HEAD_FILE  # a learned copy gate travels with the package as it is
+    digest = hashlib.sha256(weights.read_bytes() + (folder / "decrank_config.json").read_bytes()
+                            + (copy_head.read_bytes() if copy_head.is_file() else b"")).hexdigest()[:16]
     target = _cache_root() / f"{folder.name}-{digest}"
     if (target / "config.json").is_file():
         return target
@@ -133,6 +136,8 @@ def materialize_packaged_model(folder: Path) -> Path:
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "decrank_config.json").write_bytes((folder / "decrank_config.json").read_bytes())
+    if copy_head.is_file():
+        (tmp / COPY_HEAD_FILE).write_bytes(copy_head.read_bytes())
     if target.exists():  # another process built it meanwhile
         shutil.rmtree(tmp)
     else:

@@ -9,17 +9,19 @@ BART's ``final_logits_bias``, ``EncoderDecoderModel``'s ``enc_to_dec_proj``) sta
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
 from ..errors import DecrankError
-from ._absorbed import absorbed_cross_attention, absorbed_supported
+from ._absorbed import absorbed_cross_attention, absorbed_supported, cross_attention_modules, cross_attention_weights
 from ._batching import pad_ids, pad_labels, pad_states
 from ._compat import cache_argument, cross_attention_cache, returned_cache
 from ._config import ScoringConfig
+from ._copy import (COPY_HEAD_FILE, CopyHead, CopySpec, copy_probabilities, copyable_tokens, fixed_log_gates,
+                    mix_log_probs)
 from ._fast import HEAD_PRECISIONS, ComputePrecision, head_input, output_bias, set_attention, vocab_log_probs
 from ._fingerprint import tokenizer_sha256, weights_sha256
 from ._packaged import load_seq2seq, resolve_model
@@ -59,6 +61,7 @@ class QueryLikelihoodModel:
         attention: str | None = None,
         head_precision: str = "compute",
         cross_attention: str = "auto",
+        copy_head: CopyHead | None = None,
     ) -> None:
         if cross_attention not in CROSS_ATTENTIONS:
             raise DecrankError(f"unknown cross-attention {cross_attention!r}; known: {', '.join(CROSS_ATTENTIONS)}")
@@ -96,6 +99,41 @@ class QueryLikelihoodModel:
         self.compute = ComputePrecision(self.model, precision, keep=keep)
         self._cross_kv_layout: tuple[int, int, int] | None = None  # read off the model on first use
         self._label_ids: tuple[tuple[str, str], tuple[int, int]] | None = None
+        self.copy_head = None if copy_head is None else copy_head.to(self.device)
+        self.copy = CopySpec()
+        self.set_copy(self.config.copy)
+
+    # ------------------------------------------------------------------ copying from the document
+    def set_copy(self, spec: "str | CopySpec") -> None:
+        """How query tokens mix in copying from the document (``CopySpec.parse``'s forms); recorded in the
+        config, so that ``save_pretrained`` keeps it. A learned gate needs the model's copy head."""
+        copy = spec if isinstance(spec, CopySpec) else CopySpec.parse(spec)
+        name = self.name_or_path or "this model"
+        if copy.learned and self.copy_head is None:
+            raise DecrankError(f"copy {copy}: model {name!r} has no learned copy gate ({COPY_HEAD_FILE}); give a "
+                               f"lambda, e.g. {copy.kind}:0.1",
+                               cli=f"--copy {copy}: model {name} has no learned copy gate; give a lambda, e.g. {copy.kind}:0.1")
+        if copy.kind == "attention" and not absorbed_supported(self.model):
+            raise DecrankError(f"copy {copy}: the cross-attention of {name!r} ({type(self.model).__name__}) is not one "
+                               "this package reads; use uniform copying",
+                               cli=f"--copy {copy}: this model's cross-attention is not one pyserini-decrank reads; use uniform")
+        self.copy = copy
+        self.config.copy = str(copy)
+
+    def add_copy_head(self) -> CopyHead:
+        """A new learned gate (for training); the model then scores with it."""
+        self.copy_head = CopyHead(self.head_width).to(self.device)
+        return self.copy_head
+
+    @property
+    def head_width(self) -> int:
+        """Width of the hidden state that feeds the vocabulary projection (what the copy gate reads)."""
+        return int(self.model.get_output_embeddings().weight.shape[1])
+
+    @property
+    def special_token_ids(self) -> frozenset[int]:
+        """Token ids a document never copies (CLS, SEP, EOS, padding...)."""
+        return frozenset(int(i) for i in self.tokenizer.all_special_ids)
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -118,9 +156,13 @@ class QueryLikelihoodModel:
         for key, value in config_overrides.items():
             if value is not None:
                 setattr(config, key, value)
+        head_file = Path(path) / COPY_HEAD_FILE
+        copy_head = None
+        if os.path.isdir(path) and head_file.is_file():
+            copy_head = CopyHead.load(head_file, int(model.get_output_embeddings().weight.shape[1]))
         return cls(model, tokenizer, config, name_or_path=name_or_path, revision=revision, device=device,
                    precision=precision, attention=attention, head_precision=head_precision,
-                   cross_attention=cross_attention)
+                   cross_attention=cross_attention, copy_head=copy_head)
 
     def save_pretrained(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -128,6 +170,8 @@ class QueryLikelihoodModel:
         self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
         self.config.save(folder)
+        if self.copy_head is not None:
+            self.copy_head.save(folder)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -274,13 +318,19 @@ class QueryLikelihoodModel:
         cross_kv: bool = False,
         extra_token_ids: Sequence[int] = (),
         absorbed: bool | None = None,
+        document_tokens: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token ``log p`` of ``labels`` (B x T, -100 = padding), and at every position the ``log p`` of
         each of ``extra_token_ids`` (B x T x k), from encoder states or (``cross_kv``) from stored
         cross-attention keys/values, padded (``B x L x features``) or already split by layer
         (``_kv_split``, 6-d). Encoder states are read with cross-attention absorbed when ``absorbed``
         (default: the model's ``cross_attention`` setting). The vocabulary projection and its log-softmax (fp32 whatever the compute
-        precision) run in row blocks, so the full logits are never held."""
+        precision) run in row blocks, so the full logits are never held. With copying on (``self.copy``),
+        each label's ``log p`` mixes in copying it from ``document_tokens`` (``B x L`` stored ids, -1 where
+        never copied: ``copyable_tokens``); the ``extra_token_ids`` stay the vocabulary's."""
+        copy = self.copy
+        if copy.active and document_tokens is None:
+            raise DecrankError(f"copy {copy} needs the documents' token ids")
         label_mask = labels.ne(-100)
         targets = labels.masked_fill(~label_mask, self.pad_token_id)
         decoder_input = torch.full_like(targets, self.pad_token_id)
@@ -299,7 +349,8 @@ class QueryLikelihoodModel:
             # the encoder output only tells the decoder the batch and length: keys/values come from the cache
             states = torch.zeros((1, 1, 1), dtype=dtype).expand(split.shape[2], split.shape[4], self.hidden_size)
         absorbing = absorbed_cross_attention(self.model, states_mask.to(self.device)) if absorb else nullcontext()
-        with head_input(self.model) as head, absorbing:
+        recording = _last_cross_attention_input(self.model) if copy.kind == "attention" else nullcontext({})
+        with head_input(self.model) as head, absorbing, recording as cross_input:
             self.model(
                 encoder_outputs=BaseModelOutput(last_hidden_state=states.to(self.device, dtype)),
                 attention_mask=states_mask.to(self.device),
@@ -319,19 +370,36 @@ class QueryLikelihoodModel:
                                             None if bias is None else bias.float(), columns)
         else:
             log_probs = vocab_log_probs(hidden, head_module.weight, bias, columns)
-        return log_probs[..., 0] * label_mask.to(self.device), log_probs[..., 1:]
+        label_lp = log_probs[..., 0]
+        if copy.active:
+            mask = states_mask.to(self.device)
+            weights = None
+            if copy.kind == "attention":
+                module, layout = cross_input["module"]
+                keys = split[-1, 0] if cross_kv else None
+                weights = cross_attention_weights(module, layout, cross_input["hidden"], mask,
+                                                  states=None if cross_kv else cross_input["states"], keys=keys)
+            copied = copy_probabilities(targets, document_tokens.to(self.device), weights)
+            if copy.learned:
+                log_gate, log_keep = self.copy_head.log_gates(hidden)
+            else:
+                log_gate, log_keep = fixed_log_gates(copy.gate, self.device)
+            label_lp = mix_log_probs(label_lp, copied, log_gate, log_keep)
+        return label_lp * label_mask.to(self.device), log_probs[..., 1:]
 
     @torch.inference_mode()
     def score_documents(self, label_ids: Sequence[int], documents: Sequence[torch.Tensor],
-                        cross_kv: bool = False) -> torch.Tensor:
+                        cross_kv: bool = False, token_ids: Sequence | None = None) -> torch.Tensor:
         """``score_states`` of one query against documents as a store hands them back, one matrix each
-        (encoder states, or cross-attention keys/values for ``cross_kv``); batching is the caller's."""
+        (encoder states, or cross-attention keys/values for ``cross_kv``), with each document's stored
+        token ids when the model copies; batching is the caller's."""
         labels = pad_labels([label_ids] * len(documents))
         if cross_kv:
             split, mask = self._kv_split_documents(documents)
-            return self.score_states(labels, split, mask, cross_kv=True)
-        states, mask = pad_states(documents)
-        return self.score_states(labels, states, mask)
+        else:
+            split, mask = pad_states(documents)
+        tokens = None if token_ids is None else copyable_tokens(list(token_ids), mask.shape[1])
+        return self.score_states(labels, split, mask, cross_kv=cross_kv, document_tokens=tokens)
 
     @torch.inference_mode()
     def score_states(
@@ -340,13 +408,15 @@ class QueryLikelihoodModel:
         states: torch.Tensor,
         states_mask: torch.Tensor,
         cross_kv: bool = False,
+        document_tokens: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The model's relevance score of each row: summed query log-likelihood (eos included), or
         for a ``label`` model the relevance token's log-probability against its opposite."""
         is_label = self.config.objective == "label"
         with self.compute():
             token_lp, pair_lp = self.token_log_probs(labels, states, states_mask, cross_kv=cross_kv,
-                                                     extra_token_ids=self.label_token_ids() if is_label else ())
+                                                     extra_token_ids=self.label_token_ids() if is_label else (),
+                                                     document_tokens=document_tokens)
         if not is_label:
             return token_lp.sum(-1).float().cpu()
         lengths = labels.ne(-100).sum(-1).to(self.device)
@@ -356,6 +426,25 @@ class QueryLikelihoodModel:
         if self.config.label_adds_likelihood:
             pair = pair + token_lp.sum(-1) - token_lp[rows, last]
         return pair.float().cpu()
+
+
+@contextmanager
+def _last_cross_attention_input(model: torch.nn.Module) -> Iterator[dict]:
+    """Within the block, records what the decoder's last cross-attention module is called with (its query
+    side's hidden states and the encoder states), whichever path (library or absorbed) runs it."""
+    module, layout = cross_attention_modules(model)[-1]
+    record: dict = {"module": (module, layout)}
+
+    def hook(_module, args, kwargs):
+        record["hidden"] = args[0] if args else kwargs["hidden_states"]
+        # the states as the module sees them (after EncoderDecoderModel's enc_to_dec_proj, where it has one)
+        record["states"] = kwargs.get("key_value_states", kwargs.get("encoder_hidden_states"))
+
+    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield record
+    finally:
+        handle.remove()
 
 
 def word_token_id(tokenizer, word: str) -> int:

@@ -32,6 +32,17 @@ class DecoderReranker(Reranker):
         store.check_model(model.fingerprint("cross-kv" if self.cross_kv else "encoder-states"))
         self.model = model
         self.store = store
+        self.check_copy()
+
+    def set_copy(self, spec: str) -> None:
+        """Copy-aware scoring (``CopySpec.parse``'s forms) for every query from now on; the store must hold
+        its documents' token ids."""
+        self.model.set_copy(spec)
+        self.check_copy()
+
+    def check_copy(self) -> None:
+        if self.model.copy.active:
+            self.store.check_token_ids()
 
     @classmethod
     def from_pretrained(
@@ -42,14 +53,18 @@ class DecoderReranker(Reranker):
         batch_size: int = 32,
         skip_missing: bool = False,
         alpha: float | str | None = None,
+        copy: str | None = None,
         **model_kwargs,
     ) -> "DecoderReranker":
-        """``alpha="model"`` takes the alpha the model carries (chosen on its dev split)."""
+        """``alpha="model"`` takes the alpha the model carries (chosen on its dev split); ``copy`` replaces the
+        copy-aware scoring the model declares (``none``, ``LAMBDA``, ``KIND:LAMBDA``, ``KIND``)."""
         if not store:
             raise DecrankError("DecoderReranker needs store=: a folder written by `decrank encode`",
                                cli="--method decoder needs --store (a folder written by `decrank encode`)")
         store = store if isinstance(store, EncoderStateStore) else EncoderStateStore(store)
         qlm = QueryLikelihoodModel.from_pretrained(model, device=device, **model_kwargs)
+        if copy is not None:
+            qlm.set_copy(copy)
         reranker = cls(qlm, store, batch_size=batch_size, skip_missing=skip_missing)
         reranker.alpha = reranker.model_alpha() if alpha == MODEL_ALPHA else alpha
         _check_alpha(reranker.alpha)
@@ -72,11 +87,13 @@ class DecoderReranker(Reranker):
 
     def _score(self, query: str, docids: Sequence[str]) -> np.ndarray:
         labels = self.model.query_labels(query)
-        states = self.store.get_many(docids)
+        states, tokens = self.store.get_many_with_tokens(docids, with_tokens=self.model.copy.active)
         # longest first, so that each batch pads to about its own length
         order = sorted(range(len(states)), key=lambda i: states[i].shape[0], reverse=True)
         scores = np.empty(len(docids), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            scores[batch] = self.model.score_documents(labels, [states[i] for i in batch], cross_kv=self.cross_kv).numpy()
+            scores[batch] = self.model.score_documents(labels, [states[i] for i in batch], cross_kv=self.cross_kv,
+                                                       token_ids=None if tokens is None else [tokens[i] for i in batch]
+                                                       ).numpy()
         return scores

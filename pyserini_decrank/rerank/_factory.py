@@ -24,6 +24,9 @@ def load_reranker(method: str, model: str | None = None, store: str | None = Non
     if alpha == MODEL_ALPHA and method != "decoder":
         raise DecrankError(f"alpha='model' is the decoder model's own alpha; method {method!r} has none",
                            cli=f"--alpha model is the decoder model's own alpha; --method {method} has none: give a number")
+    if model_options.get("copy") is not None and method != "decoder":
+        raise DecrankError(f"copy is the decoder's copy-aware scoring; method {method!r} has none",
+                           cli=f"--copy is the decoder's copy-aware scoring; --method {method} has none")
     common = dict(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
     if method == "decoder":
         kwargs = {k: v for k, v in model_options.items() if v is not None}

@@ -7,6 +7,8 @@ Layout of a store folder::
     shards/00000/offsets.npy      first token of each document (documents + 1 entries)
     shards/00000/checksums.npy    CRC-32 of each document: its docid, its offsets and its states' bytes
     shards/00000/texthashes.npy   a 64-bit hash of each document's text, to tell a changed corpus on resume
+    shards/00000/tokens.npy       the encoder's input id of every stored token (int32, aligned with the states;
+                                  a special token as ``~id``), for scorers that copy from the document
     shards/00000/docids.*.npy     the shard's docid table (see ``_docids``)
     codec.faiss                   a trained faiss codec, when the codec is one (its sha256 in the manifest)
 
@@ -45,6 +47,8 @@ STATES_FILE = "states.bin"
 OFFSETS_FILE = "offsets.npy"
 CHECKSUMS_FILE = "checksums.npy"
 TEXT_HASHES_FILE = "texthashes.npy"
+# optional: a shard written before token ids were stored lacks it, and still serves every scorer that does not copy
+TOKENS_FILE = "tokens.npy"
 LOCK_FILE = ".lock"
 # token states a trainable codec is trained on: the first ones the store receives, subsampled to this many
 CODEC_TRAIN_TOKENS = 20_000
@@ -57,11 +61,23 @@ class UnfinishedStoreWarning(UserWarning):
 _warned_unfinished: set[str] = set()
 
 
-def document_crc(docid: str, start: int, end: int, states: np.ndarray) -> int:
-    """CRC-32 (zlib's, about 3 GB/s here) of what a read of one document depends on."""
+def document_crc(docid: str, start: int, end: int, states: np.ndarray, token_ids: np.ndarray | None = None) -> int:
+    """CRC-32 (zlib's, about 3 GB/s) of what a read of one document depends on: its docid, offsets, states
+    and, in a shard that stores them, its token ids."""
     crc = zlib.crc32(docid.encode("utf-8"))
     crc = zlib.crc32(np.array([start, end], dtype="<i8").tobytes(), crc)
-    return zlib.crc32(np.ascontiguousarray(states).view(np.uint8), crc)
+    crc = zlib.crc32(np.ascontiguousarray(states).view(np.uint8), crc)
+    if token_ids is not None:
+        crc = zlib.crc32(np.ascontiguousarray(token_ids, dtype="<i4").view(np.uint8), crc)
+    return crc
+
+
+def mark_special(token_ids: Sequence[int], special_ids: set[int] | frozenset[int]) -> np.ndarray:
+    """A document's token ids as a shard stores them: int32, each special token (CLS, SEP, EOS...) as ``~id``
+    (negative), so that a copy scorer can skip them without the tokenizer."""
+    ids = np.asarray(token_ids, dtype=np.int32)
+    special = np.isin(ids, np.fromiter(special_ids, dtype=np.int32, count=len(special_ids)))
+    return np.where(special, ~ids, ids).astype(np.int32)
 
 
 def text_hash(text: str) -> int:
@@ -167,6 +183,7 @@ class EncoderStateStore:
         self._states: list[np.ndarray | None] = [None] * shards
         self._offsets: list[np.ndarray | None] = [None] * shards
         self._checksums: list[np.ndarray | None] = [None] * shards
+        self._tokens: list[np.ndarray | None] = [None] * shards
         self._tables: list[DocidTable | None] = [None] * shards
 
     @classmethod
@@ -207,6 +224,11 @@ class EncoderStateStore:
             checksums = self._load(self._shard_dir(i) / CHECKSUMS_FILE)
             if checksums.shape != (shard.num_docs,):
                 raise DecrankError(f"{self._shard_dir(i) / CHECKSUMS_FILE}: one checksum per document expected")
+            if TOKENS_FILE in shard.files:
+                tokens = self._load(self._shard_dir(i) / TOKENS_FILE)
+                if tokens.shape != (shard.num_tokens,) or tokens.dtype != np.int32:
+                    raise DecrankError(f"{self._shard_dir(i) / TOKENS_FILE}: one int32 token id per stored token expected")
+                self._tokens[i] = tokens
             shape = (shard.num_tokens, self.codec.width(self.manifest.hidden_size))
             if shard.num_tokens == 0:
                 states = np.zeros(shape, dtype=self.codec.storage)
@@ -243,22 +265,44 @@ class EncoderStateStore:
         shards, _ = self.locate(docids)
         return [d for d, s in zip(docids, shards) if s < 0]
 
+    @property
+    def has_token_ids(self) -> bool:
+        """Whether every shard stores its documents' token ids (what copy scorers read)."""
+        return all(TOKENS_FILE in shard.files for shard in self.manifest.shards)
+
+    def check_token_ids(self) -> None:
+        """Refuses a store whose shards (written before token ids were stored) lack them."""
+        if not self.has_token_ids:
+            raise DecrankError(f"store {self.path} holds no document token ids (it was written before stores kept "
+                               "them), which copying reads: encode the corpus again into a new store folder")
+
     def get_many(self, docids: Sequence[str]) -> list[torch.Tensor]:
         """Each document's states (``tokens x hidden``), zero-copy views of the mapped shard, each checked
         against its CRC first (with ``verify_reads``)."""
+        return self.get_many_with_tokens(docids, with_tokens=False)[0]
+
+    def get_many_with_tokens(self, docids: Sequence[str], with_tokens: bool = True
+                             ) -> tuple[list[torch.Tensor], list[np.ndarray] | None]:
+        """``get_many``'s states and each document's stored token ids (``mark_special``'s form), both
+        covered by the one CRC check; ``None`` for the ids unless ``with_tokens``."""
         shards, rows = self.locate(docids)
         if (shards < 0).any():
             raise MissingDocidsError(self.path, [d for d, s in zip(docids, shards) if s < 0])
-        stored = []
+        if with_tokens:
+            self.check_token_ids()
+        stored, token_ids = [], []
         for docid, shard, row in zip(docids, shards, rows):
             states, offsets, checksums = self._shard_arrays(int(shard))
             start, end = int(offsets[row]), int(offsets[row + 1])
             document = states[start:end]
-            if self.verify_reads and document_crc(docid, start, end, document) != int(checksums[row]):
+            tokens = self._tokens[int(shard)]
+            tokens = None if tokens is None else tokens[start:end]
+            if self.verify_reads and document_crc(docid, start, end, document, tokens) != int(checksums[row]):
                 raise DecrankError(f"{self._shard_dir(int(shard)) / STATES_FILE}: document {docid} fails its checksum "
                                    "(corrupted store; `decrank store verify` checks every file)")
             stored.append(document)
-        return self.codec.decode_many(stored)
+            token_ids.append(tokens)
+        return self.codec.decode_many(stored), (token_ids if with_tokens else None)
 
     def get(self, docid: str) -> torch.Tensor:
         return self.get_many([docid])[0]
@@ -315,6 +359,8 @@ class EncoderStateStore:
         return {"path": str(self.path), "model": m.model.get("model"), "content": m.model.get("content", "encoder-states"),
                 "codec": m.codec, "hidden_size": m.hidden_size, "max_length": m.max_length, "documents": m.num_docs,
                 "tokens": m.num_tokens, "shards": len(m.shards), "complete": m.complete,
+                "token_ids": "stored" if self.has_token_ids else
+                             f"missing in {sum(TOKENS_FILE not in s.files for s in m.shards)} shard(s)",
                 "bytes_per_token": states / m.num_tokens if m.num_tokens else 0.0, "bytes_on_disk": on_disk}
 
     def __repr__(self) -> str:
@@ -393,24 +439,31 @@ def shard_name(index: int) -> str:
 
 
 def write_shard(store: str | Path, name: str, ids: Sequence[str], states: Sequence[np.ndarray],
-                text_hashes: Sequence[int]) -> ShardInfo:
-    """Writes one shard of codec-encoded ``states`` into ``store/shards/name`` (a temporary folder, synced,
-    then renamed into place) and returns what the manifest lists of it. It takes no lock: the one
-    writer that lists it holds that. A folder of that name not listed yet (left by an earlier try) is replaced."""
+                text_hashes: Sequence[int], token_ids: Sequence[np.ndarray]) -> ShardInfo:
+    """Writes one shard of codec-encoded ``states`` and their ``token_ids`` (``mark_special``'s form, one per
+    state row) into ``store/shards/name`` (a temporary folder, synced, then renamed into place) and returns
+    what the manifest lists of it. It takes no lock: the one writer that lists it holds that. A folder of
+    that name not listed yet (left by an earlier try) is replaced."""
     shards = Path(store) / "shards"
     tmp, final = shards / f"{name}.{os.getpid()}.tmp", shards / name  # a worker's own, should two write one shard
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     lengths = [s.shape[0] for s in states]
+    for docid, length, tokens in zip(ids, lengths, token_ids):
+        if len(tokens) != length:
+            raise DecrankError(f"docid {docid}: {len(tokens)} token ids for {length} stored token states")
+    token_ids = [np.asarray(t, dtype=np.int32) for t in token_ids]
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    checksums = np.array([document_crc(d, int(offsets[i]), int(offsets[i + 1]), s)
-                          for i, (d, s) in enumerate(zip(ids, states))], dtype=np.uint32)
+    checksums = np.array([document_crc(d, int(offsets[i]), int(offsets[i + 1]), s, t)
+                          for i, (d, s, t) in enumerate(zip(ids, states, token_ids))], dtype=np.uint32)
+    all_tokens = np.concatenate(token_ids) if token_ids else np.zeros(0, dtype=np.int32)
     files = {
         STATES_FILE: _write_file(tmp / STATES_FILE, b"".join(np.ascontiguousarray(s).tobytes() for s in states)),
         OFFSETS_FILE: _write_file(tmp / OFFSETS_FILE, _npy_bytes(offsets)),
         CHECKSUMS_FILE: _write_file(tmp / CHECKSUMS_FILE, _npy_bytes(checksums)),
         TEXT_HASHES_FILE: _write_file(tmp / TEXT_HASHES_FILE, _npy_bytes(np.array(text_hashes, dtype=np.uint64))),
+        TOKENS_FILE: _write_file(tmp / TOKENS_FILE, _npy_bytes(all_tokens.astype(np.int32))),
     }
     for key, array in build_docid_arrays(list(ids)).items():
         files[DOCID_FILES[key]] = _write_file(tmp / DOCID_FILES[key], _npy_bytes(array))
@@ -486,6 +539,7 @@ class StoreWriter:
         self._pending_ids: list[str] = []
         self._pending_states: list[np.ndarray] = []
         self._pending_text_hashes: list[int] = []
+        self._pending_tokens: list[np.ndarray] = []
 
     def remove_unlisted_shards(self) -> None:
         """Removes shard folders the manifest does not list: half-written by a crash, or by a worker that died."""
@@ -511,13 +565,19 @@ class StoreWriter:
             warnings.simplefilter("ignore", UnfinishedStoreWarning)
             return EncoderStateStore(self.path).text_hashes()
 
-    def add(self, docid: str, states: torch.Tensor, text_hash: int = 0) -> None:
-        """Buffers one document (``text_hash``: ``text_hash(text)``, 0 if unknown); full shards are written."""
+    def add(self, docid: str, states: torch.Tensor, text_hash: int = 0, token_ids: np.ndarray | None = None) -> None:
+        """Buffers one document (``text_hash``: ``text_hash(text)``, 0 if unknown; ``token_ids``: the encoder's
+        input ids in ``mark_special``'s form, one per state row); full shards are written."""
         if not docid or any(c.isspace() for c in docid):
             raise DecrankError(f"docid {docid!r} is empty or holds whitespace, which no TREC run line can carry")
         if states.ndim != 2 or states.shape[1] != self.manifest.hidden_size:
             raise DecrankError(f"states of {docid!r} have shape {tuple(states.shape)}, store expects (*, {self.manifest.hidden_size})")
+        if token_ids is None:
+            raise DecrankError(f"docid {docid!r}: no token ids; a store keeps each document's token ids")
+        if len(token_ids) != states.shape[0]:
+            raise DecrankError(f"docid {docid!r}: {len(token_ids)} token ids for {states.shape[0]} token states")
         self._pending_ids.append(docid)
+        self._pending_tokens.append(np.asarray(token_ids, dtype=np.int32))
         # an untrained codec keeps the states as they are until it is trained on the first ones
         self._pending_states.append(self.codec.to_storage(states) if self.codec.is_trained
                                     else states.detach().float().numpy())
@@ -567,13 +627,15 @@ class StoreWriter:
         while len(self._pending_ids) >= self.shard_size or (self._pending_ids and not whole_shards_only):
             n = self.shard_size
             ids, states, hashes = self._pending_ids[:n], self._pending_states[:n], self._pending_text_hashes[:n]
+            tokens = self._pending_tokens[:n]
             self._pending_ids, self._pending_states = self._pending_ids[n:], self._pending_states[n:]
-            self._pending_text_hashes = self._pending_text_hashes[n:]
-            self._write_shard(ids, states, hashes)
+            self._pending_text_hashes, self._pending_tokens = self._pending_text_hashes[n:], self._pending_tokens[n:]
+            self._write_shard(ids, states, hashes, tokens)
 
-    def _write_shard(self, ids: list[str], states: list[np.ndarray], text_hashes: list[int]) -> None:
+    def _write_shard(self, ids: list[str], states: list[np.ndarray], text_hashes: list[int],
+                     token_ids: list[np.ndarray]) -> None:
         name = shard_name(len(self.manifest.shards))
-        self.list_shard(write_shard(self.path, name, ids, states, text_hashes))
+        self.list_shard(write_shard(self.path, name, ids, states, text_hashes, token_ids))
 
     def list_shard(self, shard: ShardInfo) -> None:
         """Lists a shard written in place (by this writer, or by a worker holding no lock) next in the manifest."""
@@ -597,7 +659,7 @@ class StoreWriter:
 
     def _discard(self) -> None:
         """Removes what this writer made in a folder it created, when it failed before storing anything."""
-        self._pending_ids, self._pending_states, self._pending_text_hashes = [], [], []
+        self._pending_ids, self._pending_states, self._pending_text_hashes, self._pending_tokens = [], [], [], []
         self._release()
         for name in (MANIFEST, MANIFEST + ".tmp", CODEC_FILE, CODEC_FILE + ".tmp", LOCK_FILE):
             (self.path / name).unlink(missing_ok=True)

@@ -14,9 +14,9 @@ from tqdm.auto import tqdm
 
 from ..errors import DecrankError
 from ..io import Document
-from ..model import (QueryLikelihoodModel, ScoringConfig, build_minilm_encoder_decoder, check_device, has_minilm_encoder,
-                     pad_ids, pad_labels, pad_states, save_decoder_delta)
-from ..store import EncoderStateStore
+from ..model import (COPY_KINDS, QueryLikelihoodModel, ScoringConfig, build_minilm_encoder_decoder, check_device,
+                     copyable_tokens, has_minilm_encoder, pad_ids, pad_labels, pad_states, save_decoder_delta)
+from ..store import EncoderStateStore, mark_special
 from ._data import PairSet, add_unlabelled_queries, read_pairs
 from ._negatives import NegativeSampler, mine_bm25
 from ._objectives import Objective, StepScores, get_objective
@@ -55,6 +55,7 @@ class TrainConfig:
     unlabelled_queries: list[str] = field(default_factory=list)  # topics without passages: distil lists only
     mine_depth: int = 20
     label_adds_likelihood: bool = False
+    copy: str = "none"  # none, uniform or attention: copying from the document, with a learned gate
     bf16: bool = True
     device: str = "cpu"  # where the model trains; its checkpoints and package do not depend on it
     checkpoint_every: int = 200
@@ -107,6 +108,8 @@ class Trainer:
         self.output = Path(cfg.output)
         self.output.mkdir(parents=True, exist_ok=True)
         self.trainable = {n: p for n, p in qlm.model.named_parameters() if p.requires_grad}
+        if qlm.copy_head is not None:  # the learned copy gate trains with the decoder
+            self.trainable.update({f"copy_head.{n}": p for n, p in qlm.copy_head.named_parameters()})
         self.optimizer = torch.optim.AdamW(list(self.trainable.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
         per_epoch = math.ceil(len(data.pairs) / cfg.batch_size)
         self.total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * per_epoch))
@@ -130,6 +133,8 @@ class Trainer:
         if cfg.encoder_store and not cfg.freeze_encoder:
             raise DecrankError("encoder_store needs freeze_encoder: stored states are those of a fixed encoder",
                                cli="--encoder-store needs --freeze-encoder: stored states are those of a fixed encoder")
+        if cfg.copy not in COPY_KINDS:
+            raise DecrankError(f"unknown copy kind {cfg.copy!r}; known: {', '.join(COPY_KINDS)}")
         check_device(cfg.device)  # before anything loads
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -145,6 +150,9 @@ class Trainer:
         scoring = ScoringConfig(max_length=cfg.max_length, max_query_length=cfg.max_query_length,
                                 objective=cfg.objective, label_adds_likelihood=cfg.label_adds_likelihood)
         qlm = QueryLikelihoodModel(model, tokenizer, scoring, name_or_path=str(cfg.output), device=cfg.device)
+        if cfg.copy != "none":
+            qlm.add_copy_head()
+            qlm.set_copy(cfg.copy)
         if cfg.freeze_encoder:
             _freeze_encoder(qlm, shares_word_embeddings=from_minilm)
         mined = None
@@ -179,19 +187,24 @@ class Trainer:
         return idx
 
     # ------------------------------------------------------------------ one step
-    def _passage_states(self, passages: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(states, mask) of ``passages``, on the training device."""
+    def _passage_states(self, passages: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(states, mask, copyable token ids or None when the model does not copy) of ``passages``, on the
+        training device."""
         device = self.qlm.device
+        copying = self.qlm.copy.active
         if self.store is not None:
-            states, mask = pad_states([s.float() for s in self.store.get_many([self.data.passage_id(i) for i in passages])])
-            return states.to(device), mask.to(device)
-        ids = self.qlm.tokenize_documents([self.data.passages[i] for i in passages], self.cfg.max_length)
-        input_ids, mask = pad_ids(ids, self.qlm.pad_token_id)
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16), \
-                torch.set_grad_enabled(not self.cfg.freeze_encoder):
-            states = self.qlm.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        return states.float(), mask
+            stored, tokens = self.store.get_many_with_tokens([self.data.passage_id(i) for i in passages], with_tokens=copying)
+            states, mask = pad_states([s.float() for s in stored])
+        else:
+            ids = self.qlm.tokenize_documents([self.data.passages[i] for i in passages], self.cfg.max_length)
+            input_ids, mask = pad_ids(ids, self.qlm.pad_token_id)
+            input_ids, mask = input_ids.to(device), mask.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16), \
+                    torch.set_grad_enabled(not self.cfg.freeze_encoder):
+                states = self.qlm.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            tokens = [mark_special(i, self.qlm.special_token_ids) for i in ids] if copying else None
+        copyable = None if tokens is None else copyable_tokens(tokens, mask.shape[1]).to(device)
+        return states.float().to(device), mask.to(device), copyable
 
     def loss(self, batch: list[int]) -> torch.Tensor:
         """The objective's loss on the pairs ``batch``, each with its negatives if the objective wants them."""
@@ -206,16 +219,18 @@ class Trainer:
                 positive.append(k == 0 and own is not None)
         unique = sorted({p for _, p in rows})
         device = self.qlm.device
-        states, mask = self._passage_states(unique)
+        states, mask, tokens = self._passage_states(unique)
         where = torch.tensor([unique.index(p) for _, p in rows], device=device)
         states, mask = states.index_select(0, where), mask.index_select(0, where)
+        tokens = None if tokens is None else tokens.index_select(0, where)
         labels = pad_labels([self.objective.targets(self.qlm, self.qlm.query_ids(self.data.pairs[i].query), pos)
                              for (i, _), pos in zip(rows, positive)]).to(device)
         is_positive = torch.tensor(positive, device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             # training keeps the library's projections: its gradients are the ones the library tests
             token_lp, extra_lp = self.qlm.token_log_probs(labels, states, mask, absorbed=False,
-                                                          extra_token_ids=self.objective.extra_token_ids(self.qlm))
+                                                          extra_token_ids=self.objective.extra_token_ids(self.qlm),
+                                                          document_tokens=tokens)
         teacher = None
         if self.teacher is not None:
             teacher = torch.tensor([self.teacher[i][p] for i, p in rows], device=device)
@@ -307,6 +322,8 @@ class Trainer:
             package.mkdir(exist_ok=True)
             save_decoder_delta(self.qlm.model, package, self.qlm.model.decoder.config.num_hidden_layers)
             self.qlm.config.save(package)
+            if self.qlm.copy_head is not None:
+                self.qlm.copy_head.save(package)
             (package / RECORD).write_text(json.dumps(record, indent=2) + "\n")
         return self.output
 
