@@ -5,7 +5,7 @@
         [--teacher biencoder] [--teacher-alpha 0.5] [--temperature 0.05] [--mle-weight 0.1] [--lr 1e-4] \
         [--batch-size 8] [--num-negatives 7] [--max-minutes M] [--threads 2] [--test-topics FILE ...] \
         [--unlabelled-queries TOPICS ...] [--dev-beir NAME=FOLDER ...] [--dev-beir-split train] \
-        [--train-beir NAME [--train-beir-repeat 1]] [--package MODEL_DIR] [--device cpu]
+        [--train-beir NAME [--train-beir-repeat 1]] [--package MODEL_DIR] [--device cpu] [--copy none]
 
 Training queries: NQ-QED train, WikiQA, the SQuAD one-question-per-paragraph sample and the MS MARCO toy
 positives. Dev split: NQ-QED dev (real Google queries), never trained on; a dev query whose text is also a
@@ -47,6 +47,7 @@ from pyserini_decrank.encode import encode_corpus
 from pyserini_decrank.evaluate import evaluate_run
 from pyserini_decrank.errors import DecrankError
 from pyserini_decrank.io import Document, Hit, read_corpus, read_qrels
+from pyserini_decrank.model import COPY_KINDS
 from pyserini_decrank.rerank import DecoderReranker, interpolate
 from pyserini_decrank.train import PairSet, TrainConfig, Trainer, bm25_search, embed_stored, embed_texts, read_pairs
 
@@ -83,6 +84,19 @@ def dev_split(train: PairSet, dev: PairSet, limit: int, workdir: Path, depth: in
             break
     hits = bm25_search(pool, list(queries.values()), workdir / "dev-bm25", depth)
     return pool, queries, qrels, dict(zip(queries, hits))
+
+
+def nq_domain(base: QueryLikelihoodModel, pool: list[str], queries: dict[str, str], qrels: dict, bm25: dict,
+              work: Path) -> "DevDomain":
+    """The NQ-QED dev domain over WORK/store, which holds every pool passage (the store the trainer reads:
+    training adds nothing to it, its passages are all here)."""
+    pool_set = PairSet([], pool)
+    docid = {str(i): pool_set.passage_id(i) for i in range(len(pool))}
+    encode_corpus(base, (Document(docid[str(i)], t) for i, t in enumerate(pool)), str(work / "store"), max_length=192,
+                  codec="bf16", progress=True)
+    bm25_ids = {q: [(docid[str(h)], s) for h, s in hits] for q, hits in bm25.items()}
+    return DevDomain(queries, {q: {docid[d]: r for d, r in rel.items()} for q, rel in qrels.items()}, bm25_ids,
+                     EncoderStateStore(work / "store"))
 
 
 def split_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
@@ -196,6 +210,8 @@ def main() -> None:
     ap.add_argument("--train-beir", default=None, metavar="NAME")
     ap.add_argument("--train-beir-repeat", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="where the student trains and the dev split is scored")
+    ap.add_argument("--copy", default="none", choices=COPY_KINDS,
+                    help="train copy-aware scoring with a learned gate (the dev split's stores then need token ids)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work, out = Path(args.workdir), Path(args.json)
@@ -205,8 +221,6 @@ def main() -> None:
     train = read_pairs(training_files(Path(args.train_dir)))
     dev = read_pairs([str(Path(args.train_dir) / "nq_qed/qed_nq_dev.tsv")])
     pool, queries, qrels, bm25 = dev_split(train, dev, args.dev_queries, work, args.depth)
-    pool_set = PairSet([], pool)
-    docid = {str(i): pool_set.passage_id(i) for i in range(len(pool))}
     training_queries = {norm(p.query) for p in train.pairs}
     base = QueryLikelihoodModel.from_pretrained(args.base, device=args.device)
     domains = {}
@@ -249,14 +263,9 @@ def main() -> None:
                       encoder_store=str(work / "store"), max_length=192, max_query_length=32, bf16=False,
                       teacher=args.teacher, teacher_alpha=args.teacher_alpha, temperature=args.temperature,
                       mle_weight=args.mle_weight, checkpoint_every=100, max_minutes=args.max_minutes, threads=args.threads,
-                      device=args.device,
+                      device=args.device, copy=args.copy,
                       unlabelled_queries=[str(unlabelled_file)] if unlabelled_file else [])
-    # every pool passage in the store the trainer reads (it adds nothing: its passages are all here)
-    encode_corpus(base, (Document(docid[str(i)], t) for i, t in enumerate(pool)), str(work / "store"), max_length=192,
-                  codec="bf16", progress=True)
-    store = EncoderStateStore(work / "store")
-    bm25_ids = {q: [(docid[str(h)], s) for h, s in hits] for q, hits in bm25.items()}
-    nq = DevDomain(queries, {q: {docid[d]: r for d, r in rel.items()} for q, rel in qrels.items()}, bm25_ids, store)
+    nq = nq_domain(base, pool, queries, qrels, bm25, work)
 
     def teacher_figures(domain: DevDomain) -> dict:
         ids = sorted({d for hits in domain.bm25.values() for d, _ in hits})

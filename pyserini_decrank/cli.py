@@ -360,10 +360,12 @@ def train(**options) -> None:
 @click.option("--attention", type=click.Choice(["sdpa", "eager"]), default=None,
               help="Attention kernel of both paths [default: the library's, sdpa].")
 @click.option("--biencoder", is_flag=True, help="Also time all-MiniLM-L6-v2 embedding the candidates on the fly.")
+@click.option("--copy", type=CopyOption(), default="none", show_default=True,
+              help="Also time the decoder path with this copy-aware scoring (as `rerank --copy`), alternating with the plain one.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the results here.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="PNG plot [default: beside --json].")
 def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_size, threads, contents, codecs, attention,
-          biencoder, json_path, plot_path) -> None:
+          biencoder, copy, json_path, plot_path) -> None:
     """Time cross-attention against decoder-only re-ranking side by side, one process, same candidates."""
     _quiet_transformers()
     _query_time(threads)
@@ -386,17 +388,21 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
                     continue
                 result = bench_one(model, tokenizer, shape, depth, tokens, query_tokens, precision, queries=queries,
                                    batch_size=batch_size, with_biencoder=biencoder, content=content, codec=codec,
-                                   cross_timing=cross)
+                                   cross_timing=cross, copy=copy)
                 results.append(result)
                 if json_path:  # every finished row is kept, should a time-limited run be stopped
                     save_json(results, json_path)
                 click.echo(f"{shape} {content} {result.codec} depth={depth} doc={tokens} {precision}: cross "
                            f"{result.cross_ms:.1f} ms, decoder {result.decoder_ms:.1f} ms, {result.ratio:.2f}x; decoder "
-                           f"{result.decoder_gflops:.0f} of {result.peak_gflops:.0f} GFLOP/s", err=True)
+                           f"{result.decoder_gflops:.0f} of {result.peak_gflops:.0f} GFLOP/s"
+                           + (f"; with --copy {result.copy} {result.decoder_copy_ms:.1f} ms ({result.copy_overhead:+.1%})"
+                              if result.decoder_copy_ms is not None else ""), err=True)
     columns = ["shape", "content", "codec", "precision", "attention", "depth", "doc_tokens", "cross_ms", "decoder_ms", "ratio",
                "flop_ratio", "decoder_gflops", "peak_gflops"]
     if biencoder:
         columns.append("biencoder_ms")
+    if copy != "none":
+        columns += ["decoder_copy_ms", "copy_overhead"]
     rows = [{c: f"{v:.2f}" if isinstance(v := getattr(r, c), float) else v for c in columns} for r in results]
     click.echo(format_rows(rows, columns))
     if json_path:

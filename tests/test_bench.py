@@ -85,3 +85,19 @@ def test_absorbed_bench_rows_score_like_projected_ones(tiny_models):
     with torch.inference_mode():
         torch.testing.assert_close(absorbed.score_documents(pq.label_ids, decoded),
                                    projected.score_documents(pq.label_ids, decoded), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("copy", ["attention:0.1", "uniform"])
+def test_bench_times_copying_beside_the_plain_decoder(copy, tiny_models, tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "--shape", str(tiny_models("bart")), "--depth", "6", "--doc-tokens", "12",
+                                       "--query-tokens", "4", "--queries", "2", "--content", "absorbed",
+                                       "--content", "cross-kv", "--copy", copy, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    for row in json.loads(out.read_text()):
+        assert row["copy"] == copy and row["decoder_copy_ms"] > 0
+        ratio = row["decoder_copy_ms"] / row["decoder_ms"]  # both rounded to 0.01 ms
+        assert 1 + row["copy_overhead"] == pytest.approx(ratio, rel=0.02)
+    assert "copy_overhead" in result.stdout
+    bad = CliRunner().invoke(main, ["bench", "--shape", str(tiny_models("bart")), "--copy", "2"])
+    assert bad.exit_code == 2 and "--copy 2: lambda must be in [0, 1)" in bad.output and "Traceback" not in bad.output

@@ -229,3 +229,23 @@ def test_copy_gradients_reach_the_gate(tiny_models, docs):
     last_query = model.model.decoder.bert.encoder.layer[-1].crossattention.self.query.weight
     assert last_query.grad is not None and float(last_query.grad.abs().sum()) > 0
     assert CopyHead(8).log_gates(torch.zeros(1, 8))[0].exp().item() == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "attention"])
+def test_copy_terms_put_together_give_the_fixed_gate_score(kind, tiny_models, docs, tmp_path):
+    """What a gate screen reads (one pass, any lambda) is what scoring with that lambda gives."""
+    from pyserini_decrank.model import copyable_tokens, pad_labels, pad_states
+    from pyserini_decrank.model._copy import fixed_log_gates, mix_log_probs
+
+    path = str(tiny_models("bart"))
+    model = QueryLikelihoodModel.from_pretrained(path)
+    store = _store(model, docs, tmp_path / "s", codec="fp32")
+    ids = list(docs)[:6]
+    states, tokens = store.get_many_with_tokens(ids)
+    padded, mask = pad_states(states)
+    labels = pad_labels([model.query_ids(QUERY)] * len(ids))
+    vocab_lp, copied = model.copy_terms(labels, padded, mask, copyable_tokens(tokens, mask.shape[1]), kind)
+    for lam in (0.05, 0.5):
+        mixed = mix_log_probs(vocab_lp, copied, *fixed_log_gates(lam, torch.device("cpu"))).sum(-1)
+        model.set_copy(f"{kind}:{lam}")
+        np.testing.assert_allclose(mixed.numpy(), DecoderReranker(model, store).score(QUERY, ids), atol=1e-5)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +19,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import DecrankError
-from ..model import PRECISIONS, QueryLikelihoodModel, ScoringConfig
+from ..model import PRECISIONS, CopySpec, QueryLikelihoodModel, ScoringConfig
 from ..rerank import BiEncoderReranker, CrossAttentionReranker
 from ..store import FaissCodec
 
@@ -58,6 +58,9 @@ class BenchResult:
     peak_gflops: float
     decoder_fraction_of_peak: float
     biencoder_ms: float | None = None
+    copy: str = "none"  # copy-aware scoring timed beside the decoder path (``CopySpec``'s form)
+    decoder_copy_ms: float | None = None  # the decoder path with that copying, median
+    copy_overhead: float | None = None  # decoder_copy_ms / decoder_ms - 1, both from this run
 
 
 class _StubTokenizer:
@@ -131,6 +134,24 @@ def _time(fn: Callable[[int], None], queries: int) -> list[float]:
     return out
 
 
+def _time_alternating(fns: list[Callable[[int], None]], queries: int) -> list[list[float]]:
+    """Each function's times over ``queries``, taking turns query by query (after one warm-up each), so that
+    a drift in the machine's speed touches all of them alike."""
+    for fn in fns:
+        fn(-1)
+    out: list[list[float]] = [[] for _ in fns]
+    for q in range(queries):
+        for times, fn in zip(out, fns):
+            start = time.perf_counter()
+            fn(q)
+            times.append(time.perf_counter() - start)
+    return out
+
+
+def qlm_cross_attention(content: str) -> str:
+    return "absorbed" if content == "absorbed" else "project"
+
+
 def _flops(fn: Callable[[int], None]) -> int:
     counter = FlopCounterMode(display=False)
     with counter:
@@ -165,6 +186,7 @@ class Candidates:
     codec: str = "fp32"
     bytes_per_token: float = 4.0
     decode: Callable[[list], list[torch.Tensor]] = list  # the store's one decoding step per batch of documents
+    token_ids: list = field(default_factory=list)  # each document's token ids, for copy-aware scoring
 
 
 @dataclass
@@ -195,25 +217,29 @@ def make_candidates(qlm: QueryLikelihoodModel, depth: int, doc_tokens: int, quer
     if name in NUMERIC_CODECS:
         dtype = PRECISIONS[name] or torch.float32
         return Candidates(cross_ids=cross_ids, documents=list(states.to(dtype).unbind(0)), label_ids=label_ids,
-                          cross_kv=cross_kv, codec=name, bytes_per_token=states.shape[-1] * dtype.itemsize)
+                          cross_kv=cross_kv, codec=name, bytes_per_token=states.shape[-1] * dtype.itemsize,
+                          token_ids=list(doc_ids.numpy()))
     faiss_codec = FaissCodec(name, states.shape[-1])
     flat = states.reshape(-1, states.shape[-1]).float()
     faiss_codec.train(flat.numpy())
     codes = faiss_codec.to_storage(flat).reshape(depth, doc_tokens, -1)
     return Candidates(cross_ids=cross_ids, documents=list(codes), label_ids=label_ids, cross_kv=False, codec=name,
-                      bytes_per_token=float(faiss_codec.code_size), decode=faiss_codec.decode_many)
+                      bytes_per_token=float(faiss_codec.code_size), decode=faiss_codec.decode_many,
+                      token_ids=list(doc_ids.numpy()))
 
 
 def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_tokens: int, precision: str,
               queries: int = 5, batch_size: int = 100, with_biencoder: bool = False,
               content: str = "encoder-states", codec: str | None = None,
-              cross_timing: CrossTiming | None = None) -> BenchResult:
+              cross_timing: CrossTiming | None = None, copy: str = "none") -> BenchResult:
     """One row: the decoder path reading ``content`` from a ``codec`` store against the cross-attention
-    baseline (timed here, or once for all rows that share ``cross_timing``)."""
+    baseline (timed here, or once for all rows that share ``cross_timing``); with ``copy``, the decoder path
+    with that copy-aware scoring is timed too, alternating with the plain one query by query (a learned
+    gate is a fresh copy head: its cost does not depend on its weights)."""
     if content not in CONTENTS:
         raise DecrankError(f"unknown bench content {content!r}; known: {', '.join(CONTENTS)}")
     qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=shape, precision=precision,
-                               cross_attention="absorbed" if content == "absorbed" else "project")
+                               cross_attention=qlm_cross_attention(content))
     cross = CrossAttentionReranker(model, tokenizer, precision=precision)
     candidates = make_candidates(qlm, depth, doc_tokens, query_tokens, content, codec)
     cross_ids, documents, label_ids = candidates.cross_ids, candidates.documents, candidates.label_ids
@@ -224,15 +250,26 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
             ids = cross_ids[i : i + batch_size]
             cross.score_ids(ids, torch.ones_like(ids))
 
-    def run_decoder(_: int) -> None:
+    def run_decoder(_: int, scorer: QueryLikelihoodModel = qlm) -> None:
         for i in range(0, depth, batch_size):  # what DecoderReranker.score does once the store has answered
-            qlm.score_documents(label_ids, decode(documents[i : i + batch_size]), cross_kv=cross_kv)
+            tokens = candidates.token_ids[i : i + batch_size] if scorer.copy.active else None
+            scorer.score_documents(label_ids, decode(documents[i : i + batch_size]), cross_kv=cross_kv, token_ids=tokens)
 
     cross_timing = cross_timing or CrossTiming()
     if cross_timing.times is None:
         cross_timing.times, cross_timing.flops = _time(run_cross, queries), _flops(run_cross)
     cross_t, cross_flops = cross_timing.times, cross_timing.flops
-    decoder_t = _time(run_decoder, queries)
+    copy_ms = None
+    if CopySpec.parse(copy).active:
+        copying = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=shape, precision=precision,
+                                       cross_attention=qlm_cross_attention(content))
+        if CopySpec.parse(copy).learned:
+            copying.add_copy_head()
+        copying.set_copy(copy)
+        decoder_t, copy_t = _time_alternating([run_decoder, lambda q: run_decoder(q, copying)], queries)
+        copy_ms = statistics.median(copy_t) * 1e3
+    else:
+        decoder_t = _time(run_decoder, queries)
     decoder_flops = _flops(run_decoder)
     peak = matmul_peak_gflops(precision)
     cross_ms, decoder_ms = statistics.median(cross_t) * 1e3, statistics.median(decoder_t) * 1e3
@@ -259,6 +296,8 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
         cross_gflops=round(cross_flops / (cross_ms / 1e3) / 1e9, 3), decoder_gflops=round(decoder_flops / (decoder_ms / 1e3) / 1e9, 3),
         peak_gflops=round(peak, 1), decoder_fraction_of_peak=round(decoder_flops / (decoder_ms / 1e3) / 1e9 / peak, 3),
         biencoder_ms=None if biencoder_ms is None else round(biencoder_ms, 2),
+        copy=str(CopySpec.parse(copy)), decoder_copy_ms=None if copy_ms is None else round(copy_ms, 2),
+        copy_overhead=None if copy_ms is None else round(copy_ms / decoder_ms - 1, 3),
     )
 
 

@@ -331,6 +331,31 @@ class QueryLikelihoodModel:
         copy = self.copy
         if copy.active and document_tokens is None:
             raise DecrankError(f"copy {copy} needs the documents' token ids")
+        label_lp, extra_lp, copied, hidden = self._decode(labels, states, states_mask, cross_kv, extra_token_ids,
+                                                          absorbed, document_tokens, copy.kind)
+        if copy.active:
+            if copy.learned:
+                log_gate, log_keep = self.copy_head.log_gates(hidden)
+            else:
+                log_gate, log_keep = fixed_log_gates(copy.gate, self.device)
+            label_lp = mix_log_probs(label_lp, copied, log_gate, log_keep)
+        return label_lp * labels.ne(-100).to(self.device), extra_lp
+
+    @torch.inference_mode()
+    def copy_terms(self, labels: torch.Tensor, states: torch.Tensor, states_mask: torch.Tensor,
+                   document_tokens: torch.Tensor, kind: str, cross_kv: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The copy mixture's two halves at each label (B x T, fp32): the vocabulary's ``log p`` and the
+        probability of copying the label under ``kind``'s distribution, so that fixed gates can be screened
+        from one decoder pass (``mix_log_probs`` puts them together as scoring does)."""
+        with self.compute():
+            label_lp, _, copied, _ = self._decode(labels, states, states_mask, cross_kv, (), None, document_tokens, kind)
+        return label_lp.float(), copied
+
+    def _decode(self, labels: torch.Tensor, states: torch.Tensor, states_mask: torch.Tensor, cross_kv: bool,
+                extra_token_ids: Sequence[int], absorbed: bool | None, document_tokens: torch.Tensor | None,
+                copy_kind: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """One decoder pass: the labels' vocabulary ``log p``, the extra tokens', the labels' copy
+        probabilities under ``copy_kind`` (None for ``none``) and the hidden state that feeds the head."""
         label_mask = labels.ne(-100)
         targets = labels.masked_fill(~label_mask, self.pad_token_id)
         decoder_input = torch.full_like(targets, self.pad_token_id)
@@ -349,7 +374,7 @@ class QueryLikelihoodModel:
             # the encoder output only tells the decoder the batch and length: keys/values come from the cache
             states = torch.zeros((1, 1, 1), dtype=dtype).expand(split.shape[2], split.shape[4], self.hidden_size)
         absorbing = absorbed_cross_attention(self.model, states_mask.to(self.device)) if absorb else nullcontext()
-        recording = _last_cross_attention_input(self.model) if copy.kind == "attention" else nullcontext({})
+        recording = _last_cross_attention_input(self.model) if copy_kind == "attention" else nullcontext({})
         with head_input(self.model) as head, absorbing, recording as cross_input:
             self.model(
                 encoder_outputs=BaseModelOutput(last_hidden_state=states.to(self.device, dtype)),
@@ -370,22 +395,16 @@ class QueryLikelihoodModel:
                                             None if bias is None else bias.float(), columns)
         else:
             log_probs = vocab_log_probs(hidden, head_module.weight, bias, columns)
-        label_lp = log_probs[..., 0]
-        if copy.active:
-            mask = states_mask.to(self.device)
+        copied = None
+        if copy_kind != "none":
             weights = None
-            if copy.kind == "attention":
+            if copy_kind == "attention":
                 module, layout = cross_input["module"]
-                keys = split[-1, 0] if cross_kv else None
-                weights = cross_attention_weights(module, layout, cross_input["hidden"], mask,
-                                                  states=None if cross_kv else cross_input["states"], keys=keys)
+                weights = cross_attention_weights(module, layout, cross_input["hidden"], states_mask.to(self.device),
+                                                  states=None if cross_kv else cross_input["states"],
+                                                  keys=split[-1, 0] if cross_kv else None)
             copied = copy_probabilities(targets, document_tokens.to(self.device), weights)
-            if copy.learned:
-                log_gate, log_keep = self.copy_head.log_gates(hidden)
-            else:
-                log_gate, log_keep = fixed_log_gates(copy.gate, self.device)
-            label_lp = mix_log_probs(label_lp, copied, log_gate, log_keep)
-        return label_lp * label_mask.to(self.device), log_probs[..., 1:]
+        return log_probs[..., 0], log_probs[..., 1:], copied, hidden
 
     @torch.inference_mode()
     def score_documents(self, label_ids: Sequence[int], documents: Sequence[torch.Tensor],
