@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 main: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" BIENCODER=0 bash eval/vaswani.sh data/vaswani runs/vaswani decrank-minilm
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash eval/vaswani.sh data/vaswani runs/vaswani decrank-minilm
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

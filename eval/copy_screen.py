@@ -57,6 +57,31 @@ def screen(terms: dict, domain: DevDomain) -> dict:
     return result
 
 
+def plot(record: dict, path: Path) -> None:
+    """One panel per dev domain: nDCG@10 alone (solid) and at its best alpha (dashed) against lambda, per kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(record["domains"])
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for kind, colour in zip(KINDS, ("tab:blue", "tab:orange")):
+            rows = record["domains"][name][kind]
+            lams = [float(lam) for lam in rows]
+            ax.plot(lams, [rows[lam]["alone"] for lam in rows], "o-", color=colour, label=f"{kind} alone")
+            ax.plot(lams, [max(rows[lam]["alpha"].values()) for lam in rows], "s--", color=colour,
+                    label=f"{kind}, best alpha")
+        ax.set_xscale("symlog", linthresh=0.01)
+        ax.set_xlabel("copy gate lambda (0: no copying)")
+        ax.set_ylabel("nDCG@10")
+        ax.set_title(f"{name}, {record['model']}, untrained gate")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train-dir", required=True)
@@ -98,6 +123,7 @@ def main() -> None:
             alone = round(float(np.mean([record["domains"][n][kind][lam]["alone"] for n in names])), 4)
             record["choice"][f"{kind}:{lam}"] = {"alone_mean": alone, "alpha": alpha, "alpha_mean": mean}
     Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+    plot(record, Path(args.json).with_suffix(".png"))
     for key, row in record["choice"].items():
         per = " / ".join(f"{record['domains'][n][key.split(':')[0]][key.split(':')[1]]['alone']:.4f}" for n in names)
         print(f"{key:16s} alone {per}  mean {row['alone_mean']:.4f}   best alpha {row['alpha']}: {row['alpha_mean']:.4f}")

@@ -201,3 +201,20 @@ def test_threads_bound_faiss_as_well_as_torch():
     finally:
         torch.set_num_threads(before[0])
         faiss.omp_set_num_threads(before[1])
+
+
+def test_rerank_copy_runs_and_its_errors_are_one_line(setup, tmp_path):
+    root, model = setup
+    code, _, err = run_cli(*rerank_args(root, model, **{"--output": tmp_path / "copy.txt", "--copy": "attention:0.2"}))
+    assert code == 0, err
+    plain = run_cli(*rerank_args(root, model, **{"--output": tmp_path / "plain.txt"}))
+    assert plain[0] == 0
+    assert (tmp_path / "copy.txt").read_text() != (tmp_path / "plain.txt").read_text()
+    for spec, fragment in (("2", "--copy 2: lambda must be in [0, 1)"), ("tf:0.1", "--copy tf:0.1: unknown copy kind"),
+                           ("attention", "--copy attention: model")):
+        code, _, err = run_cli(*rerank_args(root, model, **{"--output": tmp_path / "x.txt", "--copy": spec}))
+        assert_one_line_error(code, err, fragment)
+    code, _, err = run_cli("rerank", "--method", "biencoder", "--corpus", root / "corpus.tsv", "--topics",
+                           root / "topics.tsv", "--run", root / "run.txt", "--output", tmp_path / "x.txt", "--copy", "0.1")
+    assert_one_line_error(code, err, "--copy is the decoder's")
+    assert not (tmp_path / "x.txt").exists()

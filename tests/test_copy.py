@@ -15,6 +15,7 @@ from pyserini_decrank.encode import encode_corpus
 from pyserini_decrank.errors import DecrankError
 from pyserini_decrank.io import Document
 from pyserini_decrank.model import COPY_HEAD_FILE, CopyHead, CopySpec
+from pyserini_decrank.model._copy import INITIAL_GATE
 from pyserini_decrank.store import document_crc
 
 QUERY = "magnetic field of the electron"
@@ -228,7 +229,7 @@ def test_copy_gradients_reach_the_gate(tiny_models, docs):
     assert head.linear.weight.grad is not None and float(head.linear.weight.grad.abs().sum()) > 0
     last_query = model.model.decoder.bert.encoder.layer[-1].crossattention.self.query.weight
     assert last_query.grad is not None and float(last_query.grad.abs().sum()) > 0
-    assert CopyHead(8).log_gates(torch.zeros(1, 8))[0].exp().item() == pytest.approx(0.1)
+    assert CopyHead(8).log_gates(torch.zeros(1, 8))[0].exp().item() == pytest.approx(INITIAL_GATE)
 
 
 @pytest.mark.parametrize("kind", ["uniform", "attention"])
