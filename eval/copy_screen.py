@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from pyserini_decrank import QueryLikelihoodModel
-from pyserini_decrank.model import copyable_tokens, pad_labels, pad_states
-from pyserini_decrank.model._copy import fixed_log_gates, mix_log_probs
+from pyserini_decrank.model import copyable_tokens, fixed_log_gates, mix_log_probs, pad_labels, pad_states
 from pyserini_decrank.train import read_pairs
 
 from .distil_dev import DevDomain, beir_domain, choose_alpha, dev_split, figures, norm, nq_domain, training_files

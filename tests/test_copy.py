@@ -15,7 +15,7 @@ from pyserini_decrank.encode import encode_corpus
 from pyserini_decrank.errors import DecrankError
 from pyserini_decrank.io import Document
 from pyserini_decrank.model import COPY_HEAD_FILE, CopyHead, CopySpec
-from pyserini_decrank.model._copy import INITIAL_GATE
+from pyserini_decrank.model import INITIAL_GATE
 from pyserini_decrank.store import document_crc
 
 QUERY = "magnetic field of the electron"
@@ -235,8 +235,7 @@ def test_copy_gradients_reach_the_gate(tiny_models, docs):
 @pytest.mark.parametrize("kind", ["uniform", "attention"])
 def test_copy_terms_put_together_give_the_fixed_gate_score(kind, tiny_models, docs, tmp_path):
     """What a gate screen reads (one pass, any lambda) is what scoring with that lambda gives."""
-    from pyserini_decrank.model import copyable_tokens, pad_labels, pad_states
-    from pyserini_decrank.model._copy import fixed_log_gates, mix_log_probs
+    from pyserini_decrank.model import copyable_tokens, fixed_log_gates, mix_log_probs, pad_labels, pad_states
 
     path = str(tiny_models("bart"))
     model = QueryLikelihoodModel.from_pretrained(path)
@@ -250,3 +249,14 @@ def test_copy_terms_put_together_give_the_fixed_gate_score(kind, tiny_models, do
         mixed = mix_log_probs(vocab_lp, copied, *fixed_log_gates(lam, torch.device("cpu"))).sum(-1)
         model.set_copy(f"{kind}:{lam}")
         np.testing.assert_allclose(mixed.numpy(), DecoderReranker(model, store).score(QUERY, ids), atol=1e-5)
+
+
+def test_copyable_tokens_from_the_tokenizer_equal_the_stores(tiny_models, docs, tmp_path):
+    from pyserini_decrank.model import copyable_tokens
+
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5v11")))
+    store = _store(model, docs, tmp_path / "s")
+    ids = list(docs)[:4]
+    _, stored = store.get_many_with_tokens(ids)
+    direct = model.copyable_tokens(model.tokenize_documents([docs[d] for d in ids]), 40)
+    assert torch.equal(direct, copyable_tokens(stored, 40)) and bool((direct == -1).any())

@@ -130,6 +130,12 @@ class QueryLikelihoodModel:
         """Width of the hidden state that feeds the vocabulary projection (what the copy gate reads)."""
         return int(self.model.get_output_embeddings().weight.shape[1])
 
+    def copyable_tokens(self, ids: Sequence[Sequence[int]], length: int) -> torch.Tensor:
+        """Documents' token ids (as ``tokenize_documents`` gives them) as the copy scorer reads them: ``B x
+        length``, -1 for special tokens and padding (a store's ``tokens.npy`` gives the same)."""
+        specials = self.special_token_ids
+        return copyable_tokens([[~i if i in specials else i for i in doc] for doc in ids], length)
+
     @property
     def special_token_ids(self) -> frozenset[int]:
         """Token ids a document never copies (CLS, SEP, EOS, padding...)."""

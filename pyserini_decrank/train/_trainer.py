@@ -16,7 +16,7 @@ from ..errors import DecrankError
 from ..io import Document
 from ..model import (COPY_KINDS, QueryLikelihoodModel, ScoringConfig, build_minilm_encoder_decoder, check_device,
                      copyable_tokens, has_minilm_encoder, pad_ids, pad_labels, pad_states, save_decoder_delta)
-from ..store import EncoderStateStore, mark_special
+from ..store import EncoderStateStore
 from ._data import PairSet, add_unlabelled_queries, read_pairs
 from ._negatives import NegativeSampler, mine_bm25
 from ._objectives import Objective, StepScores, get_objective
@@ -195,6 +195,7 @@ class Trainer:
         if self.store is not None:
             stored, tokens = self.store.get_many_with_tokens([self.data.passage_id(i) for i in passages], with_tokens=copying)
             states, mask = pad_states([s.float() for s in stored])
+            copyable = copyable_tokens(tokens, mask.shape[1]) if copying else None
         else:
             ids = self.qlm.tokenize_documents([self.data.passages[i] for i in passages], self.cfg.max_length)
             input_ids, mask = pad_ids(ids, self.qlm.pad_token_id)
@@ -202,9 +203,8 @@ class Trainer:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16), \
                     torch.set_grad_enabled(not self.cfg.freeze_encoder):
                 states = self.qlm.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
-            tokens = [mark_special(i, self.qlm.special_token_ids) for i in ids] if copying else None
-        copyable = None if tokens is None else copyable_tokens(tokens, mask.shape[1]).to(device)
-        return states.float().to(device), mask.to(device), copyable
+            copyable = self.qlm.copyable_tokens(ids, mask.shape[1]) if copying else None
+        return states.float().to(device), mask.to(device), None if copyable is None else copyable.to(device)
 
     def loss(self, batch: list[int]) -> torch.Tensor:
         """The objective's loss on the pairs ``batch``, each with its negatives if the objective wants them."""
