@@ -5,7 +5,7 @@
         [--teacher biencoder] [--teacher-alpha 0.5] [--temperature 0.05] [--mle-weight 0.1] [--lr 1e-4] \
         [--batch-size 8] [--num-negatives 7] [--max-minutes M] [--threads 2] [--test-topics FILE ...] \
         [--unlabelled-queries TOPICS ...] [--dev-beir NAME=FOLDER ...] [--dev-beir-split train] \
-        [--train-beir NAME [--train-beir-repeat 1]] [--package MODEL_DIR] [--device cpu] [--copy none]
+        [--train-beir NAME [--train-beir-repeat 1]] [--package MODEL_DIR] [--device cpu] [--copy none [--copy-lr LR]]
 
 Training queries: NQ-QED train, WikiQA, the SQuAD one-question-per-paragraph sample and the MS MARCO toy
 positives. Dev split: NQ-QED dev (real Google queries), never trained on; a dev query whose text is also a
@@ -212,6 +212,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="where the student trains and the dev split is scored")
     ap.add_argument("--copy", default="none", choices=COPY_KINDS,
                     help="train copy-aware scoring with a learned gate (the dev split's stores then need token ids)")
+    ap.add_argument("--copy-lr", type=float, default=None, help="the gate's own learning rate [default: --lr]")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work, out = Path(args.workdir), Path(args.json)
@@ -263,7 +264,7 @@ def main() -> None:
                       encoder_store=str(work / "store"), max_length=192, max_query_length=32, bf16=False,
                       teacher=args.teacher, teacher_alpha=args.teacher_alpha, temperature=args.temperature,
                       mle_weight=args.mle_weight, checkpoint_every=100, max_minutes=args.max_minutes, threads=args.threads,
-                      device=args.device, copy=args.copy,
+                      device=args.device, copy=args.copy, copy_lr=args.copy_lr,
                       unlabelled_queries=[str(unlabelled_file)] if unlabelled_file else [])
     nq = nq_domain(base, pool, queries, qrels, bm25, work)
 

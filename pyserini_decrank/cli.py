@@ -325,6 +325,8 @@ def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
 @click.option("--copy", type=click.Choice(COPY_KINDS), default="none", show_default=True,
               help="Copy-aware scoring trained with the model: a learned gate mixes each query token's probability with "
                    "copying it from the document, uniformly (term frequency / length) or by the last cross-attention layer.")
+@click.option("--copy-lr", type=AtLeast(0, float, strict=True), default=None,
+              help="With --copy: the gate's own learning rate [default: --lr].")
 @click.option("--checkpoint-every", type=POSITIVE, default=200, show_default=True)
 @click.option("--max-minutes", type=AtLeast(0, float), default=None, help="Stop (and save) after this much training time.")
 @click.option("--threads", type=POSITIVE, default=None)

@@ -222,3 +222,18 @@ def test_copy_trains_its_gate_saves_it_and_resumes(copy, tiny_models, pairs_file
     encode_corpus(model, [Document(d, t) for d, t in list(docs.items())[:5]], tmp_path / "docs", progress=False)
     scores = DecoderReranker(model, EncoderStateStore(tmp_path / "docs")).score("magnetic field", list(docs)[:5])
     assert np.isfinite(scores).all()
+
+
+def test_the_copy_gate_trains_at_its_own_rate(tiny_models, pairs_file, tmp_path):
+    from pyserini_decrank.model import INITIAL_GATE
+
+    moved = {}
+    for copy_lr in (None, 0.1):
+        cfg = config(tiny_models, pairs_file, tmp_path / str(copy_lr), objective="rll", negatives="random",
+                     copy="uniform", copy_lr=copy_lr, lr=1e-4)
+        trainer = Trainer.from_config(cfg, progress=False)
+        assert [g["lr"] for g in trainer.optimizer.param_groups][-1] > 0
+        trainer.run()
+        start = np.log(INITIAL_GATE / (1 - INITIAL_GATE))
+        moved[copy_lr] = abs(float(trainer.qlm.copy_head.linear.bias.detach()) - start)
+    assert moved[0.1] > 10 * moved[None]

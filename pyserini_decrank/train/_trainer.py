@@ -56,6 +56,7 @@ class TrainConfig:
     mine_depth: int = 20
     label_adds_likelihood: bool = False
     copy: str = "none"  # none, uniform or attention: copying from the document, with a learned gate
+    copy_lr: float | None = None  # the gate's own learning rate (a fresh unit; default: lr)
     bf16: bool = True
     device: str = "cpu"  # where the model trains; its checkpoints and package do not depend on it
     checkpoint_every: int = 200
@@ -108,9 +109,12 @@ class Trainer:
         self.output = Path(cfg.output)
         self.output.mkdir(parents=True, exist_ok=True)
         self.trainable = {n: p for n, p in qlm.model.named_parameters() if p.requires_grad}
-        if qlm.copy_head is not None:  # the learned copy gate trains with the decoder
-            self.trainable.update({f"copy_head.{n}": p for n, p in qlm.copy_head.named_parameters()})
-        self.optimizer = torch.optim.AdamW(list(self.trainable.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        groups = [{"params": list(self.trainable.values())}]
+        if qlm.copy_head is not None:  # the learned copy gate trains with the decoder, at its own rate if given
+            gate = {f"copy_head.{n}": p for n, p in qlm.copy_head.named_parameters()}
+            self.trainable.update(gate)
+            groups.append({"params": list(gate.values()), "lr": cfg.copy_lr or cfg.lr})
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         per_epoch = math.ceil(len(data.pairs) / cfg.batch_size)
         self.total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * per_epoch))
         warmup = min(cfg.warmup_steps, self.total_steps // 10 + 1)
