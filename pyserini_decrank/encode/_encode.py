@@ -135,6 +135,7 @@ def encode_corpus(
                      shard_size=shard_size) as writer:
         stored = writer.stored_text_hashes()
         bar = tqdm(desc="encode", unit="doc", disable=not progress, dynamic_ncols=True)
+        specials = model.special_token_ids
         try:  # the bar is closed before any error line is printed
             for batch in document_batches(model, corpus, store, stored, batch_size, max_length, on_duplicate, stats,
                                           on_chunk=bar.update):
@@ -142,7 +143,6 @@ def encode_corpus(
                 if not any(new):
                     stats.skipped += len(new)
                     continue
-                specials = model.special_token_ids
                 for (doc, digest), states, ids, is_new in zip(batch.documents, encode_batch(model, batch.ids, content),
                                                               batch.ids, new):
                     if is_new:

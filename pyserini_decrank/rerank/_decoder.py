@@ -32,17 +32,8 @@ class DecoderReranker(Reranker):
         store.check_model(model.fingerprint("cross-kv" if self.cross_kv else "encoder-states"))
         self.model = model
         self.store = store
-        self.check_copy()
-
-    def set_copy(self, spec: str) -> None:
-        """Copy-aware scoring (``CopySpec.parse``'s forms) for every query from now on; the store must hold
-        its documents' token ids."""
-        self.model.set_copy(spec)
-        self.check_copy()
-
-    def check_copy(self) -> None:
-        if self.model.copy.active:
-            self.store.check_token_ids()
+        if model.copy.active:  # a store written before token ids were kept is refused here, not at the first query
+            store.check_token_ids()
 
     @classmethod
     def from_pretrained(
