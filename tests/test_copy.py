@@ -220,9 +220,7 @@ def test_copy_gradients_reach_the_gate(tiny_models, docs):
     ids = model.tokenize_documents(list(docs.values())[:3])
     input_ids, mask = pad_ids(ids, model.pad_token_id)
     states = model.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
-    from pyserini_decrank.store import mark_special
-
-    tokens = copyable_tokens([mark_special(i, model.special_token_ids) for i in ids], mask.shape[1])
+    tokens = copyable_tokens([model.stored_token_ids(i) for i in ids], mask.shape[1])
     labels = pad_labels([model.query_ids(" ".join(list(docs.values())[k].split()[:3])) for k in range(3)])
     token_lp, _ = model.token_log_probs(labels, states, mask, document_tokens=tokens, absorbed=False)
     (-token_lp.sum()).backward()

@@ -148,7 +148,8 @@ def _time_alternating(fns: list[Callable[[int], None]], queries: int) -> list[li
     return out
 
 
-def qlm_cross_attention(content: str) -> str:
+def _cross_attention_of(content: str) -> str:
+    """How the decoder path of a bench content reads stored states."""
     return "absorbed" if content == "absorbed" else "project"
 
 
@@ -239,7 +240,7 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
     if content not in CONTENTS:
         raise DecrankError(f"unknown bench content {content!r}; known: {', '.join(CONTENTS)}")
     qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=shape, precision=precision,
-                               cross_attention=qlm_cross_attention(content))
+                               cross_attention=_cross_attention_of(content))
     cross = CrossAttentionReranker(model, tokenizer, precision=precision)
     candidates = make_candidates(qlm, depth, doc_tokens, query_tokens, content, codec)
     cross_ids, documents, label_ids = candidates.cross_ids, candidates.documents, candidates.label_ids
@@ -259,13 +260,13 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
     if cross_timing.times is None:
         cross_timing.times, cross_timing.flops = _time(run_cross, queries), _flops(run_cross)
     cross_t, cross_flops = cross_timing.times, cross_timing.flops
-    copy_ms = None
-    if CopySpec.parse(copy).active:
+    copy_ms, spec = None, CopySpec.parse(copy)
+    if spec.active:
         copying = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=shape, precision=precision,
-                                       cross_attention=qlm_cross_attention(content))
-        if CopySpec.parse(copy).learned:
+                                       cross_attention=_cross_attention_of(content))
+        if spec.learned:
             copying.add_copy_head()
-        copying.set_copy(copy)
+        copying.set_copy(spec)
         decoder_t, copy_t = _time_alternating([run_decoder, lambda q: run_decoder(q, copying)], queries)
         copy_ms = statistics.median(copy_t) * 1e3
     else:
@@ -296,7 +297,7 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
         cross_gflops=round(cross_flops / (cross_ms / 1e3) / 1e9, 3), decoder_gflops=round(decoder_flops / (decoder_ms / 1e3) / 1e9, 3),
         peak_gflops=round(peak, 1), decoder_fraction_of_peak=round(decoder_flops / (decoder_ms / 1e3) / 1e9 / peak, 3),
         biencoder_ms=None if biencoder_ms is None else round(biencoder_ms, 2),
-        copy=str(CopySpec.parse(copy)), decoder_copy_ms=None if copy_ms is None else round(copy_ms, 2),
+        copy=str(spec), decoder_copy_ms=None if copy_ms is None else round(copy_ms, 2),
         copy_overhead=None if copy_ms is None else round(copy_ms / decoder_ms - 1, 3),
     )
 

@@ -16,7 +16,7 @@ from ..encode import EncodeBatch, EncodeStats, check_encode_options, document_ba
 from ..errors import DecrankError
 from ..io import Document
 from ..model import QueryLikelihoodModel
-from ..store import ShardInfo, StoreWriter, mark_special, shard_name, store_codec, write_shard
+from ..store import ShardInfo, StoreWriter, shard_name, store_codec, write_shard
 from ._ray import RayOptions, call, connect, fitting_workers, node_name, ray_module, set_worker_threads, start_workers
 
 Kept = tuple[str, int]  # a document the shard stores: its docid and text hash
@@ -60,14 +60,13 @@ def encode_plan(model: QueryLikelihoodModel, plan: ShardPlan, content: str
     """The shard's docids, states (fp32, as the encoder gave them), text hashes and stored token ids, in
     encoding order."""
     ids, states, hashes, tokens = [], [], [], []
-    specials = model.special_token_ids
     for batch_ids, keep in plan.batches:
         for kept, doc_states, doc_ids in zip(keep, encode_batch(model, batch_ids, content), batch_ids):
             if kept is not None:
                 ids.append(kept[0])
                 states.append(doc_states)
                 hashes.append(kept[1])
-                tokens.append(mark_special(doc_ids, specials))
+                tokens.append(model.stored_token_ids(doc_ids))
     return ids, states, hashes, tokens
 
 

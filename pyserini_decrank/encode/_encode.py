@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from ..errors import DecrankError
 from ..io import Document
 from ..model import QueryLikelihoodModel, pad_states
-from ..store import StoreWriter, mark_special, text_hash
+from ..store import StoreWriter, text_hash
 
 
 ON_DUPLICATE = ("error", "first")
@@ -135,7 +135,6 @@ def encode_corpus(
                      shard_size=shard_size) as writer:
         stored = writer.stored_text_hashes()
         bar = tqdm(desc="encode", unit="doc", disable=not progress, dynamic_ncols=True)
-        specials = model.special_token_ids
         try:  # the bar is closed before any error line is printed
             for batch in document_batches(model, corpus, store, stored, batch_size, max_length, on_duplicate, stats,
                                           on_chunk=bar.update):
@@ -146,7 +145,7 @@ def encode_corpus(
                 for (doc, digest), states, ids, is_new in zip(batch.documents, encode_batch(model, batch.ids, content),
                                                               batch.ids, new):
                     if is_new:
-                        writer.add(doc.docid, states, digest, mark_special(ids, specials))
+                        writer.add(doc.docid, states, digest, model.stored_token_ids(ids))
                         stats.encoded += 1
                     else:
                         stats.skipped += 1

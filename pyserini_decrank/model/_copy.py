@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -118,6 +119,14 @@ def fixed_log_gates(gate: float, device: torch.device) -> tuple[torch.Tensor, to
     log_gate = math.log(gate) if gate > 0 else float("-inf")
     return (torch.tensor(log_gate, dtype=torch.float32, device=device),
             torch.tensor(math.log1p(-gate), dtype=torch.float32, device=device))
+
+
+def mark_special(token_ids: Sequence[int], special_ids: frozenset[int]) -> np.ndarray:
+    """A document's token ids as a store keeps them: int32, each special token (CLS, SEP, EOS...) as ``~id``
+    (negative), so that a copy scorer can skip them without the tokenizer."""
+    ids = np.asarray(token_ids, dtype=np.int32)
+    special = np.isin(ids, np.fromiter(special_ids, dtype=np.int32, count=len(special_ids)))
+    return np.where(special, ~ids, ids).astype(np.int32)
 
 
 def copyable_tokens(token_ids: list, length: int) -> torch.Tensor:

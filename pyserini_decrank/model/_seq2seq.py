@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager, nullcontext
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from ..errors import DecrankError
@@ -21,7 +23,7 @@ from ._batching import pad_ids, pad_labels, pad_states
 from ._compat import cache_argument, cross_attention_cache, returned_cache
 from ._config import ScoringConfig
 from ._copy import (COPY_HEAD_FILE, CopyHead, CopySpec, copy_probabilities, copyable_tokens, fixed_log_gates,
-                    mix_log_probs)
+                    mark_special, mix_log_probs)
 from ._fast import HEAD_PRECISIONS, ComputePrecision, head_input, output_bias, set_attention, vocab_log_probs
 from ._fingerprint import tokenizer_sha256, weights_sha256
 from ._packaged import load_seq2seq, resolve_model
@@ -130,15 +132,19 @@ class QueryLikelihoodModel:
         """Width of the hidden state that feeds the vocabulary projection (what the copy gate reads)."""
         return int(self.model.get_output_embeddings().weight.shape[1])
 
+    def stored_token_ids(self, ids: Sequence[int]) -> np.ndarray:
+        """One document's token ids (as ``tokenize_documents`` gives them) as a store keeps them: int32, each
+        special token as ``~id``."""
+        return mark_special(ids, self.special_token_ids)
+
     def copyable_tokens(self, ids: Sequence[Sequence[int]], length: int) -> torch.Tensor:
         """Documents' token ids (as ``tokenize_documents`` gives them) as the copy scorer reads them: ``B x
         length``, -1 for special tokens and padding (a store's ``tokens.npy`` gives the same)."""
-        specials = self.special_token_ids
-        return copyable_tokens([[~i if i in specials else i for i in doc] for doc in ids], length)
+        return copyable_tokens([self.stored_token_ids(doc) for doc in ids], length)
 
-    @property
+    @cached_property
     def special_token_ids(self) -> frozenset[int]:
-        """Token ids a document never copies (CLS, SEP, EOS, padding...)."""
+        """Token ids a document never copies (CLS, SEP, EOS, padding...), read off the tokenizer once."""
         return frozenset(int(i) for i in self.tokenizer.all_special_ids)
 
     # ------------------------------------------------------------------ loading and saving

@@ -72,14 +72,6 @@ def document_crc(docid: str, start: int, end: int, states: np.ndarray, token_ids
     return crc
 
 
-def mark_special(token_ids: Sequence[int], special_ids: set[int] | frozenset[int]) -> np.ndarray:
-    """A document's token ids as a shard stores them: int32, each special token (CLS, SEP, EOS...) as ``~id``
-    (negative), so that a copy scorer can skip them without the tokenizer."""
-    ids = np.asarray(token_ids, dtype=np.int32)
-    special = np.isin(ids, np.fromiter(special_ids, dtype=np.int32, count=len(special_ids)))
-    return np.where(special, ~ids, ids).astype(np.int32)
-
-
 def text_hash(text: str) -> int:
     """64-bit hash of a document's text (never 0, which marks "not recorded")."""
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little") or 1
@@ -283,7 +275,7 @@ class EncoderStateStore:
 
     def get_many_with_tokens(self, docids: Sequence[str], with_tokens: bool = True
                              ) -> tuple[list[torch.Tensor], list[np.ndarray] | None]:
-        """``get_many``'s states and each document's stored token ids (``mark_special``'s form), both
+        """``get_many``'s states and each document's stored token ids (int32, a special token as ``~id``), both
         covered by the one CRC check; ``None`` for the ids unless ``with_tokens``."""
         shards, rows = self.locate(docids)
         if (shards < 0).any():
@@ -440,7 +432,7 @@ def shard_name(index: int) -> str:
 
 def write_shard(store: str | Path, name: str, ids: Sequence[str], states: Sequence[np.ndarray],
                 text_hashes: Sequence[int], token_ids: Sequence[np.ndarray]) -> ShardInfo:
-    """Writes one shard of codec-encoded ``states`` and their ``token_ids`` (``mark_special``'s form, one per
+    """Writes one shard of codec-encoded ``states`` and their ``token_ids`` (int32, a special token as ``~id``, one per
     state row) into ``store/shards/name`` (a temporary folder, synced, then renamed into place) and returns
     what the manifest lists of it. It takes no lock: the one writer that lists it holds that. A folder of
     that name not listed yet (left by an earlier try) is replaced."""
@@ -567,7 +559,7 @@ class StoreWriter:
 
     def add(self, docid: str, states: torch.Tensor, text_hash: int = 0, token_ids: np.ndarray | None = None) -> None:
         """Buffers one document (``text_hash``: ``text_hash(text)``, 0 if unknown; ``token_ids``: the encoder's
-        input ids in ``mark_special``'s form, one per state row); full shards are written."""
+        input ids, int32, a special token as ``~id``, one per state row); full shards are written."""
         if not docid or any(c.isspace() for c in docid):
             raise DecrankError(f"docid {docid!r} is empty or holds whitespace, which no TREC run line can carry")
         if states.ndim != 2 or states.shape[1] != self.manifest.hidden_size:
