@@ -5,7 +5,8 @@
         [--teacher biencoder] [--teacher-alpha 0.5] [--temperature 0.05] [--mle-weight 0.1] [--lr 1e-4] \
         [--batch-size 8] [--num-negatives 7] [--max-minutes M] [--threads 2] [--test-topics FILE ...] \
         [--unlabelled-queries TOPICS ...] [--dev-beir NAME=FOLDER ...] [--dev-beir-split train] \
-        [--train-beir NAME [--train-beir-repeat 1]] [--package MODEL_DIR] [--device cpu] [--copy none [--copy-lr LR]]
+        [--train-beir NAME [--train-beir-repeat 1]] [--package MODEL_DIR] [--device cpu] [--copy none [--copy-lr LR]] \
+        [--objective distil|label-distil [--label-adds-likelihood]]
 
 Training queries: NQ-QED train, WikiQA, the SQuAD one-question-per-paragraph sample and the MS MARCO toy
 positives. Dev split: NQ-QED dev (real Google queries), never trained on; a dev query whose text is also a
@@ -52,6 +53,7 @@ from pyserini_decrank.rerank import DecoderReranker, interpolate
 from pyserini_decrank.train import PairSet, TrainConfig, Trainer, bm25_search, embed_stored, embed_texts, read_pairs
 
 ALPHAS = [round(0.1 * i, 1) for i in range(11)]
+DISTIL_OBJECTIVES = ("distil", "label-distil")
 
 
 def training_files(train_dir: Path) -> list[str]:
@@ -213,6 +215,10 @@ def main() -> None:
     ap.add_argument("--copy", default="none", choices=COPY_KINDS,
                     help="train copy-aware scoring with a learned gate (the dev split's stores then need token ids)")
     ap.add_argument("--copy-lr", type=float, default=None, help="the gate's own learning rate [default: --lr]")
+    ap.add_argument("--objective", default="distil", choices=DISTIL_OBJECTIVES,
+                    help="what the teacher's ranking is taught to: the query log-likelihood or the relevance label")
+    ap.add_argument("--label-adds-likelihood", action="store_true",
+                    help="label-distil: the score is the relevance token plus the query log-likelihood")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work, out = Path(args.workdir), Path(args.json)
@@ -259,7 +265,7 @@ def main() -> None:
                        "test_topics_shared_with_training": {t: len(texts & training_queries) for t, texts in test_topics.items()}}
 
     cfg = TrainConfig(pairs=training_files(Path(args.train_dir)) + extra_pairs, output=str(work / "model"), base=args.base,
-                      objective="distil", negatives="bm25", num_negatives=args.num_negatives, steps=args.steps,
+                      objective=args.objective, label_adds_likelihood=args.label_adds_likelihood, negatives="bm25", num_negatives=args.num_negatives, steps=args.steps,
                       batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, freeze_encoder=True,
                       encoder_store=str(work / "store"), max_length=192, max_query_length=32, bf16=False,
                       teacher=args.teacher, teacher_alpha=args.teacher_alpha, temperature=args.temperature,

@@ -300,7 +300,8 @@ def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
 @click.option("--split", default="train", show_default=True, help="qrels split of BEIR folders.")
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Model folder; an unfinished run there resumes.")
 @click.option("--objective", type=click.Choice(list(OBJECTIVES)), default="mle", show_default=True,
-              help="distil: the teacher's ranking of BM25-mined lists, taught to the query log-likelihood.")
+              help="distil: the teacher's ranking of BM25-mined lists, taught to the query log-likelihood; label-distil: taught "
+                   "to the relevance token after the query (plus the log-likelihood with --label-adds-likelihood).")
 @click.option("--negatives", type=click.Choice(["in-batch", "random", "bm25"]), default="in-batch", show_default=True, help="For unlikelihood, rll, label and distil (bm25).")
 @click.option("--num-negatives", type=POSITIVE, default=3, show_default=True, help="Per training query (distil: its list is the positive and these).")
 @click.option("--mine-depth", type=POSITIVE, default=20, show_default=True, help="BM25 hits mined per training query.")
@@ -321,7 +322,7 @@ def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
 @click.option("--encoder-store", default=None, help="With --freeze-encoder: read (and first write) the passages' encoder states here.")
 @click.option("--max-length", type=POSITIVE, default=192, show_default=True)
 @click.option("--max-query-length", type=POSITIVE, default=32, show_default=True)
-@click.option("--label-adds-likelihood", is_flag=True, help="label objective: score = relevance token + query log-likelihood.")
+@click.option("--label-adds-likelihood", is_flag=True, help="label, label-distil: score = relevance token + query log-likelihood.")
 @click.option("--copy", type=click.Choice(COPY_KINDS), default="none", show_default=True,
               help="Copy-aware scoring trained with the model: a learned gate mixes each query token's probability with "
                    "copying it from the document, uniformly (term frequency / length) or by the last cross-attention layer.")

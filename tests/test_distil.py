@@ -53,6 +53,31 @@ def test_distil_needs_a_positive_temperature_and_the_teachers_scores():
         Distil().loss(scores)
 
 
+def test_label_distil_teaches_the_label_score_and_keeps_mle_on_the_query_tokens():
+    """Rows of two targets, a query token then the label: the list score is log softmax(relevance, opposite)
+    at the label (plus the query token's log p with ``adds_likelihood``); MLE reads the query token only."""
+    from pyserini_decrank.train import LabelDistil
+
+    query_lp = torch.tensor([[-1.0, -2.0], [-0.5, -3.0]])
+    pair = torch.tensor([[[-0.1, -2.0], [-1.5, -0.3]], [[-0.7, -0.7], [-3.0, -0.05]]])  # queries x group x 2
+    teacher = torch.tensor([[0.8, 0.2], [0.1, 0.9]])
+    rows = query_lp.numel()
+    token_lp = torch.stack([query_lp.reshape(rows), torch.full((rows,), -9.0)], -1)  # the label's own lp: unused
+    extra = torch.zeros(rows, 2, 2)
+    extra[:, 1] = pair.reshape(rows, 2)
+    step = StepScores(token_lp, extra, torch.ones(rows, 2, dtype=torch.long), torch.tensor([True, False, True, False]),
+                      2, teacher.reshape(rows))
+    label = pair.log_softmax(-1)[..., 0]
+    p = F.softmax(teacher / 0.5, -1)
+    for adds, student in ((False, label), (True, label + query_lp)):
+        kl = (p * (p.log() - F.log_softmax(student, -1))).sum(-1).mean()
+        mle = -query_lp[:, 0].mean()
+        loss = LabelDistil(temperature=0.5, mle_weight=0.3, adds_likelihood=adds).loss(step)
+        assert float(loss) == pytest.approx(float(kl + 0.3 * mle), rel=1e-6)
+    assert isinstance(get_objective("label-distil", label_adds_likelihood=True), LabelDistil)
+    assert get_objective("label-distil", label_adds_likelihood=True).adds_likelihood
+
+
 def test_frozen_minilm_encoder_pooled_is_the_biencoder():
     """The teacher needs no second model: our encoder's states, mean-pooled, are all-MiniLM-L6-v2's embedding."""
     from pyserini_decrank.model import ScoringConfig, build_minilm_encoder_decoder
@@ -145,6 +170,26 @@ def test_distil_trains_towards_its_teacher_and_resumes_identically(tiny_models, 
     a = torch.cat([p.flatten() for p in whole.qlm.model.parameters()])
     b = torch.cat([p.flatten() for p in resumed.qlm.model.parameters()])
     torch.testing.assert_close(a, b)
+
+
+@pytest.mark.slow
+def test_label_distil_trains_the_label_the_saved_model_is_scored_by(tiny_models, pairs_file, tmp_path):
+    cfg = distil_config(tiny_models, pairs_file, tmp_path / "l", objective="label-distil", steps=30,
+                        label_adds_likelihood=True)
+    trainer = Trainer.from_config(cfg, progress=False)
+    batch = trainer._batch(0)
+    state = trainer.sampler.rng.getstate()
+    with torch.no_grad():
+        before = float(trainer.loss(batch))
+    trainer.sampler.rng.setstate(state)
+    trainer.run()
+    trainer.qlm.model.eval()
+    with torch.no_grad():
+        after = float(trainer.loss(batch))
+    assert math.isfinite(before) and after < before
+    saved = QueryLikelihoodModel.from_pretrained(str(tmp_path / "l"))
+    assert saved.config.objective == "label-distil" and saved.config.reads_label and saved.config.label_adds_likelihood
+    assert saved.query_labels("what is bm25")[-1] == saved.label_token_ids()[0]
 
 
 def test_distil_without_mined_lists_or_frozen_encoder_is_one_error(tiny_models, pairs_file, tmp_path):

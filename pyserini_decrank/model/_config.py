@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 CONFIG_NAME = "decrank_config.json"
-OBJECTIVES = ("mle", "unlikelihood", "rll", "label", "distil")
+OBJECTIVES = ("mle", "unlikelihood", "rll", "label", "distil", "label-distil")
+LABEL_OBJECTIVES = ("label", "label-distil")  # scored by the relevance token after the query
 
 
 @dataclass
@@ -16,7 +17,7 @@ class ScoringConfig:
 
     ``objective`` records how the model was trained; it decides the score: the query log-likelihood for
     ``mle``/``unlikelihood``/``rll``/``distil``, the relevance token's log-probability (plus, with
-    ``label_adds_likelihood``, the query log-likelihood) for ``label``. ``copy`` says how each query
+    ``label_adds_likelihood``, the query log-likelihood) for ``label`` and ``label-distil``. ``copy`` says how each query
     token's probability mixes in copying from the document (``_copy``).
     """
 
@@ -31,6 +32,11 @@ class ScoringConfig:
     alpha: float | None = None  # BM25's weight chosen on the model's dev split: `decrank rerank --alpha model`
     copy: str = "none"  # copy-aware scoring (``CopySpec``): none, KIND:LAMBDA, or KIND with a learned gate
     extra: dict = field(default_factory=dict)
+
+    @property
+    def reads_label(self) -> bool:
+        """Whether the score is read off the relevance token after the query rather than the query alone."""
+        return self.objective in LABEL_OBJECTIVES
 
     def save(self, folder: str | Path) -> None:
         path = Path(folder) / CONFIG_NAME

@@ -248,9 +248,9 @@ class QueryLikelihoodModel:
         return ids
 
     def query_labels(self, query: str) -> list[int]:
-        """The decoder's targets when scoring: the query, then for a ``label`` model the relevance token."""
+        """The decoder's targets when scoring: the query, then for a model scored by its label the relevance token."""
         ids = self.query_ids(query)
-        if self.config.objective == "label":
+        if self.config.reads_label:
             ids = ids + [self.label_token_ids()[0]]
         return ids
 
@@ -442,8 +442,8 @@ class QueryLikelihoodModel:
         document_tokens: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The model's relevance score of each row: summed query log-likelihood (eos included), or
-        for a ``label`` model the relevance token's log-probability against its opposite."""
-        is_label = self.config.objective == "label"
+        for a model scored by its label the relevance token's log-probability against its opposite."""
+        is_label = self.config.reads_label
         with self.compute():
             token_lp, pair_lp = self.token_log_probs(labels, states, states_mask, cross_kv=cross_kv,
                                                      extra_token_ids=self.label_token_ids() if is_label else (),

@@ -128,40 +128,72 @@ class Distil(RankingLogLikelihood):
         return self.mle_weight * self.mle(step) + kl
 
 
-class RelevanceLabel(Objective):
-    """MLE, plus after the query a relevance token (positives) or its opposite (negatives)."""
-
-    name = "label"
-    needs_negatives = True
+class _ReadsLabel(Objective):
+    """Appends a label token after the query and reads the relevance token's log-probability against its
+    opposite at that last position: the score of a model whose objective is in ``LABEL_OBJECTIVES``."""
 
     def extra_token_ids(self, model: QueryLikelihoodModel) -> tuple[int, ...]:
         return model.label_token_ids()
-
-    def targets(self, model: QueryLikelihoodModel, query_ids: list[int], positive: bool) -> list[int]:
-        yes, no = model.label_token_ids()
-        return query_ids + [yes if positive else no]
 
     def query_tokens(self, step: StepScores) -> torch.Tensor:
         tokens = step.valid.clone()
         tokens[torch.arange(tokens.shape[0], device=tokens.device), step.last] = False
         return tokens
 
-    def loss(self, step: StepScores) -> torch.Tensor:
+    def label_pair(self, step: StepScores) -> torch.Tensor:
+        """rows x 2: (relevance token, its opposite) log-probabilities at each row's last position, in fp32."""
         rows = torch.arange(step.labels.shape[0], device=step.labels.device)
-        pair = step.extra_log_probs[rows, step.last]  # (relevance token, opposite)
+        return step.extra_log_probs[rows, step.last].float()
+
+
+class RelevanceLabel(_ReadsLabel):
+    """MLE, plus after the query a relevance token (positives) or its opposite (negatives)."""
+
+    name = "label"
+    needs_negatives = True
+
+    def targets(self, model: QueryLikelihoodModel, query_ids: list[int], positive: bool) -> list[int]:
+        yes, no = model.label_token_ids()
+        return query_ids + [yes if positive else no]
+
+    def loss(self, step: StepScores) -> torch.Tensor:
         target = (~step.is_positive).long()  # 0 = relevance token, 1 = its opposite
-        return self.mle(step) + F.cross_entropy(pair, target)
+        return self.mle(step) + F.cross_entropy(self.label_pair(step), target)
 
 
-_CLASSES = {cls.name: cls for cls in (MLE, Unlikelihood, RankingLogLikelihood, RelevanceLabel, Distil)}
+class LabelDistil(_ReadsLabel, Distil):
+    """``distil`` taught to the label score instead of the query log-likelihood: each row's score is the
+    relevance token's log-probability against its opposite after the query (plus the query's log-likelihood
+    when ``adds_likelihood``, as the model is then scored), a discriminative score that reads the last position."""
+
+    name = "label-distil"
+
+    def __init__(self, temperature: float = 0.05, mle_weight: float = 0.1, adds_likelihood: bool = False) -> None:
+        super().__init__(temperature, mle_weight)
+        self.adds_likelihood = adds_likelihood
+
+    def targets(self, model: QueryLikelihoodModel, query_ids: list[int], positive: bool) -> list[int]:
+        return query_ids + [model.label_token_ids()[0]]  # the label's position; its loss is the teacher's
+
+    def list_scores(self, step: StepScores) -> torch.Tensor:
+        scores = self.label_pair(step).log_softmax(-1)[:, 0]
+        if self.adds_likelihood:
+            scores = scores + (step.token_log_probs.float() * self.query_tokens(step)).sum(-1)
+        return scores.view(-1, step.group)
+
+
+_CLASSES = {cls.name: cls for cls in (MLE, Unlikelihood, RankingLogLikelihood, RelevanceLabel, Distil, LabelDistil)}
 assert tuple(_CLASSES) == OBJECTIVES, "every objective a model may record has a class here"
 
 
-def get_objective(name: str, unlikelihood_weight: float = 1.0, temperature: float = 0.05, mle_weight: float = 0.1) -> Objective:
+def get_objective(name: str, unlikelihood_weight: float = 1.0, temperature: float = 0.05, mle_weight: float = 0.1,
+                  label_adds_likelihood: bool = False) -> Objective:
     if name not in _CLASSES:
         raise DecrankError(f"unknown objective {name!r}; known: {', '.join(_CLASSES)}")
     if name == "unlikelihood":
         return Unlikelihood(unlikelihood_weight)
     if name == "distil":
         return Distil(temperature, mle_weight)
+    if name == "label-distil":
+        return LabelDistil(temperature, mle_weight, label_adds_likelihood)
     return _CLASSES[name]()

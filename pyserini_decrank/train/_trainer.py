@@ -129,7 +129,8 @@ class Trainer:
     def from_config(cls, cfg: TrainConfig, progress: bool = True) -> "Trainer":
         """Reads the pairs, loads the base model, mines negatives and writes the passages' store as
         ``cfg`` asks."""
-        objective = get_objective(cfg.objective, cfg.unlikelihood_weight, cfg.temperature, cfg.mle_weight)
+        objective = get_objective(cfg.objective, cfg.unlikelihood_weight, cfg.temperature, cfg.mle_weight,
+                                  cfg.label_adds_likelihood)
         if objective.needs_teacher and not (cfg.freeze_encoder and cfg.negatives == "bm25"):
             raise DecrankError(f"the {cfg.objective} objective ranks BM25-mined lists with the frozen encoder as its teacher",
                                cli=f"--objective {cfg.objective} needs --freeze-encoder and --negatives bm25 (its lists are "
@@ -148,7 +149,7 @@ class Trainer:
         if cfg.unlabelled_queries:
             if not objective.needs_teacher:
                 raise DecrankError(f"queries without passages need a teacher to rank their lists; the {cfg.objective} "
-                                   "objective has none", cli="--unlabelled-queries needs --objective distil")
+                                   "objective has none", cli="--unlabelled-queries needs --objective distil or label-distil")
             data = add_unlabelled_queries(data, cfg.unlabelled_queries)
         model, tokenizer, from_minilm = _load_base(cfg)
         scoring = ScoringConfig(max_length=cfg.max_length, max_query_length=cfg.max_query_length,
