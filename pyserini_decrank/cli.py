@@ -275,8 +275,10 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
 
 @main.command(name="eval")
 @click.option("--qrels", required=True, help="Qrels file (TREC or BEIR TSV) or Pyserini qrels name.")
-@click.option("-m", "--measure", "measures", multiple=True, help="trec_eval measure (repeatable) [default: ndcg_cut.10, recip_rank.10, recall.100].")
-@click.option("-l", "--relevance-level", type=int, default=1, show_default=True, help="Lowest grade counted relevant by binary measures (trec_eval -l).")
+@click.option("-m", "--measure", "measures", multiple=True,
+              help="trec_eval measure, trec_eval's syntax: `P.5,10`, bare `ndcg_cut` for its default cut-offs; "
+                   "recip_rank.N is MRR@N (trec_eval -M N). Repeatable [default: ndcg_cut.10, recip_rank.10, recall.100].")
+@click.option("-l", "--relevance-level", type=int, default=1, show_default=True, help="Lowest grade counted relevant by binary measures, 0 or more (trec_eval -l).")
 @click.option("-c", "--complete", is_flag=True, help="Average over every judged query; one the run lacks counts 0 (trec_eval -c).")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def evaluate(qrels, measures, relevance_level, complete, runs) -> None:

@@ -37,7 +37,11 @@ def read_qrels(spec: str) -> dict[str, dict[str, int]]:
             grade = float(rel)
             if not math.isfinite(grade):
                 raise ValueError
-            qrels.setdefault(qid, {})[docid] = int(grade)
         except ValueError:
             raise DecrankError(f"{path}:{lineno}: relevance must be a finite number: {line.strip()[:80]!r}") from None
+        judged = qrels.setdefault(qid, {})
+        if docid in judged and judged[docid] != int(grade):
+            raise DecrankError(f"{path}:{lineno}: query {qid} judges {docid} again with another grade "
+                               f"({judged[docid]}, then {int(grade)})")
+        judged[docid] = int(grade)
     return qrels
