@@ -81,19 +81,6 @@ class CopyOption(click.ParamType):
             raise DecrankError(f"--copy {value}: {str(exc).split(': ', 1)[-1]}") from None
 
 
-def _refuse_overwriting_inputs(outputs, inputs) -> None:
-    """An output that is one of the inputs (or another output) would destroy it: refused before any work."""
-    seen = {}
-    for name, path in inputs:
-        if path:
-            seen[Path(path).resolve()] = name
-    for name, path in outputs:
-        resolved = Path(path).resolve()
-        if resolved in seen:
-            raise DecrankError(f"{name} {path} is also {seen[resolved]}: it would be overwritten; write elsewhere")
-        seen[resolved] = name
-
-
 def _quiet_transformers() -> None:
     from transformers.utils import logging
 
@@ -235,14 +222,16 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
     _quiet_transformers()
     _query_time(threads)
-    from .io import read_run, read_topics
+    from .io import check_tag, read_run, read_topics, refuse_overwriting_inputs
     from .rerank import load_reranker
 
     for name, value in [("--alpha", alpha), *(("--interpolated", a) for a, _ in interpolated)]:
         if value is not None and value != "model" and not 0.0 <= value <= 1.0:
             raise DecrankError(f"{name} must lie in [0, 1], not {value}")
-    _refuse_overwriting_inputs([("--output", output), *(("--interpolated", path) for _, path in interpolated)],
-                               [("--run", run_path), ("--topics", topics), ("--corpus", corpus), ("--store", store)])
+    check_tag(tag, "--tag")
+    refuse_overwriting_inputs([("--output", output), *(("--interpolated", path) for _, path in interpolated)],
+                              [("--run", run_path), ("--topics", topics), ("--corpus", corpus), ("--store", store),
+                               ("--model", model)])
     queries = read_topics(topics)
     run = read_run(run_path)
     if ray_address:  # every worker opens them itself, from its own working folder
@@ -261,7 +250,7 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
             raise DecrankError(f"--interpolated model is the decoder model's own alpha; --method {method} has none: give a number")
         return reranker.model_alpha()
 
-    resolved_interpolated = {resolved(a): path for a, path in interpolated}
+    resolved_interpolated = [(resolved(a), path) for a, path in interpolated]
     if ray_address:
         from .cluster import write_run_on_ray
 

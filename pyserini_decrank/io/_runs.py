@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 from dataclasses import dataclass
@@ -54,6 +55,12 @@ def read_run(path: str | Path) -> dict[str, list[Hit]]:
     return run
 
 
+def check_tag(tag: str, option: str = "tag") -> None:
+    """A run's tag is its sixth column: one word, or the line would not have six columns."""
+    if not isinstance(tag, str) or not tag or len(tag.split()) != 1 or tag != tag.strip():
+        raise DecrankError(f"{option} {tag!r}: a run tag is one word without spaces (it is the run file's sixth column)")
+
+
 def format_run_lines(qid: str, hits: Iterable[Hit], tag: str) -> str:
     return "".join(f"{qid} Q0 {h.docid} {rank} {h.score:.6f} {tag}\n" for rank, h in enumerate(hits, 1))
 
@@ -61,9 +68,12 @@ def format_run_lines(qid: str, hits: Iterable[Hit], tag: str) -> str:
 class RunWriter:
     """Writes a run query by query into ``OUTPUT.partial`` beside the target, flushing each query, and
     renames it into place only when ``close(complete=True)``: the previous ``OUTPUT`` survives any failure,
-    and what was done before it is kept in ``OUTPUT.partial``."""
+    and what was done before it is kept in ``OUTPUT.partial`` (removed when nothing was). The partial file
+    is locked while it is written, so that a second writer of the same ``OUTPUT`` stops at once instead of
+    mixing its lines into the first's."""
 
     def __init__(self, path: str | Path, tag: str) -> None:
+        check_tag(tag)
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self.tag = tag
@@ -72,24 +82,46 @@ class RunWriter:
             raise DecrankError(f"{self.path}: is a folder, not a run file")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[str] = open(self.partial, "w", encoding="utf-8")
+            fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT, 0o644)  # not truncated before it is locked
         except OSError as exc:
             raise DecrankError(f"{self.path}: cannot write the run here ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DecrankError(f"{self.path}: another process is writing this run ({self.partial} is locked); "
+                               "wait for it or write elsewhere") from None
+        os.ftruncate(fd, 0)
+        self._file: IO[str] = os.fdopen(fd, "w", encoding="utf-8")
 
     def write(self, qid: str, hits: Iterable[Hit]) -> None:
-        self._file.write(format_run_lines(qid, hits, self.tag))
-        self._file.flush()
+        try:
+            self._file.write(format_run_lines(qid, hits, self.tag))
+            self._file.flush()
+        except OSError as exc:
+            raise DecrankError(f"{self.partial}: cannot write ({exc.strerror or exc})") from None
         self.queries += 1
 
     def close(self, complete: bool = True) -> None:
-        """Renames the run into place when ``complete``; otherwise leaves it as ``OUTPUT.partial``."""
+        """Renames the run into place when ``complete``; otherwise leaves it as ``OUTPUT.partial`` if it
+        holds a query, or removes it. The lock is held until the rename is done."""
         if self._file.closed:
             return
-        if complete:
-            os.fsync(self._file.fileno())
-        self._file.close()
-        if complete:
-            os.replace(self.partial, self.path)
+        try:
+            if complete:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                os.replace(self.partial, self.path)
+            elif self.queries == 0:
+                self.partial.unlink(missing_ok=True)
+        except OSError as exc:
+            raise DecrankError(f"{self.path}: cannot finish the run ({exc.strerror or exc}); "
+                               f"{self.path} is unchanged") from None
+        finally:
+            try:
+                self._file.close()
+            except OSError:
+                pass
 
     def __enter__(self) -> "RunWriter":
         return self

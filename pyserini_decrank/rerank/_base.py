@@ -10,6 +10,7 @@ first-stage order), non-finite scores (an error naming the query and docid), ``r
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -18,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import DecrankError
-from ..io import Hit, RunWriter
+from ..io import Hit, RunWriter, check_tag, refuse_overwriting_inputs
 
 
 class MissingCandidatesError(DecrankError):
@@ -34,14 +35,24 @@ class MissingCandidatesError(DecrankError):
 
 
 def check_query(query: str, qid: str | None = None, source: str | None = None) -> None:
-    if not query or not query.strip():
+    """A query must be a string with something to read: a letter, digit, punctuation or symbol (zero-width
+    and combining characters alone tokenise to nothing)."""
+    if not isinstance(query, str):
+        raise DecrankError(f"query {qid} must be a string, not {type(query).__name__}" if qid is not None
+                           else f"the query must be a string, not {type(query).__name__}")
+    if not any(unicodedata.category(c)[0] in "LNPS" for c in query):
         where = f" in {source}" if source else ""
         raise DecrankError(f"query {qid} is empty{where}" if qid is not None else "the query is empty")
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:
-    span = values.max() - values.min()
-    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+    low, high = values.min(), values.max()
+    with np.errstate(over="ignore"):
+        overflows = not np.isfinite(high - low)
+    if overflows:  # scores near the ends of the float range: halved, the span fits
+        values, low, high = values / 2, low / 2, high / 2
+    span = high - low
+    return (values - low) / span if span > 0 else np.zeros_like(values)
 
 
 def interpolate(first_stage: np.ndarray, scores: np.ndarray, alpha: float | None) -> np.ndarray:
@@ -162,6 +173,8 @@ class Reranker(ABC):
         """Everything about a run that can be checked before scoring: its queries and its candidates."""
         if depth < 1:
             raise DecrankError(f"depth must be at least 1, not {depth}")
+        if not run:
+            raise DecrankError("the first-stage run has no hits: nothing to re-rank")
         for qid in run:
             if qid not in queries:
                 raise DecrankError(f"query {qid} of the run is not in {topics_name}")
@@ -178,7 +191,7 @@ class Reranker(ABC):
         output: str | Path,
         depth: int = 100,
         tag: str = "decrank",
-        interpolated: Mapping[float, str | Path] | None = None,
+        interpolated: Mapping[float, str | Path] | Sequence[tuple[float, str | Path]] | None = None,
         topics_name: str = "topics",
         progress: bool = True,
         rankings: Callable[[list[float | None]], Iterator[tuple[str, list[list]]]] | None = None,
@@ -190,14 +203,18 @@ class Reranker(ABC):
         as it is done. ``rankings`` (given the alphas, every query's rankings in run order) scores elsewhere,
         on a Ray cluster for one; this process then only checks and writes."""
         self.check_run(queries, run, depth, topics_name)
-        targets = [(self.alpha, output, tag)] + [(a, p, f"{tag}-alpha{a:g}") for a, p in (interpolated or {}).items()]
+        pairs = list(interpolated.items()) if isinstance(interpolated, Mapping) else list(interpolated or ())
+        targets = [(self.alpha, output, tag)] + [(a, p, f"{tag}-alpha{a:g}") for a, p in pairs]
         for alpha, _, _ in targets:
             _check_alpha(alpha)
+        check_tag(tag)
+        refuse_overwriting_inputs([("output" if i == 0 else "interpolated output", p) for i, (_, p, _) in enumerate(targets)], [])
         writers: list[RunWriter] = []
         complete = False
         bar = tqdm(total=len(run), desc="rerank", unit="query", disable=not progress, dynamic_ncols=True)
         try:
-            writers = [RunWriter(path, name) for _, path, name in targets]
+            for _, path, name in targets:  # one by one: those opened before a failure are closed below
+                writers.append(RunWriter(path, name))
             alphas = [a for a, _, _ in targets]
             ranked = rankings(alphas) if rankings is not None else (
                 (qid, self.rerank_alphas(queries[qid], hits, alphas, k=depth, qid=qid)) for qid, hits in run.items())
@@ -209,7 +226,8 @@ class Reranker(ABC):
         except DecrankError as exc:
             if not writers:
                 raise
-            kept = f"; {output} is unchanged, the {writers[0].queries} queries done are in {writers[0].partial}"
+            done = writers[0].queries
+            kept = f"; {output} is unchanged" + (f", the {done} queries done are in {writers[0].partial}" if done else "")
             raise DecrankError(f"{exc}{kept}", cli=f"{exc.cli_message}{kept}") from None
         finally:
             bar.close()  # before any error line is printed
