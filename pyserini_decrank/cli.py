@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -23,15 +24,27 @@ class _Group(click.Group):
         import warnings
 
         warnings.showwarning = _warning_line
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM takes SIGINT's one path: see _interrupt
         try:
             return super().invoke(ctx)
         except DecrankError as exc:
             click.echo(f"decrank: error: {exc.cli_message}", err=True)
             sys.exit(2)
+        except OSError as exc:  # the last resort: each known write already names what it could not write
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"decrank: error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("decrank: interrupted; a store keeps its finished shards (run encode again to resume); "
                        "a run file is unchanged, the queries done are in RUN.partial", err=True)
             sys.exit(130)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM as SIGINT: the same clean stop (a store keeps its whole shards, a run its partial file)."""
+    raise KeyboardInterrupt
 
 
 class AtLeast(click.ParamType):
@@ -140,8 +153,8 @@ def main() -> None:
 @click.option("--corpus", required=True, help="BEIR folder, JsonCollection .jsonl/folder, .tsv, TREC SGML, Lucene index (--storeRaw) or retrieve-results .json.")
 @click.option("--store", required=True, type=click.Path(file_okay=False), help="Store folder (created, or resumed if it exists).")
 @click.option("--max-length", type=POSITIVE, default=None, help="Document tokens kept [default: the model's].")
-@click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
-@click.option("--shard-size", type=POSITIVE, default=100_000, show_default=True, help="Documents per shard.")
+@click.option("--batch-size", type=POSITIVE, default=None, help="Documents per forward pass [default: 32, or the store's own on resume].")
+@click.option("--shard-size", type=POSITIVE, default=None, help="Documents per shard [default: 100000, or the store's own on resume].")
 @click.option("--codec", default="fp16", show_default=True,
               help="fp32, fp16, bf16, or a faiss factory string (SQ8, PQ64, OPQ32,PQ32, ...): a codec trained once on "
                    "the first token states, saved in the store.")

@@ -121,6 +121,7 @@ def _drop_token_ids(folder):
         np.save(buf, crcs, allow_pickle=False)
         (shard_dir / "checksums.npy").write_bytes(buf.getvalue())
         shard["files"]["checksums.npy"] = {"bytes": len(buf.getvalue()), "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+    manifest.pop("checksum", None)  # as a store written before manifests had one
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 

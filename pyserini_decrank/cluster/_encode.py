@@ -129,8 +129,8 @@ def encode_corpus_on_ray(
     store: str | Path,
     ray: RayOptions | None = None,
     max_length: int | None = None,
-    batch_size: int = 32,
-    shard_size: int = 100_000,
+    batch_size: int | None = None,
+    shard_size: int | None = None,
     codec: str = "fp16",
     content: str = "encoder-states",
     on_duplicate: str = "error",
@@ -152,10 +152,10 @@ def encode_corpus_on_ray(
     store = Path(store).resolve()
     stats = EncodeStats()
     with StoreWriter(store, driver_model.fingerprint(content), store_width(driver_model, content), max_length,
-                     codec=codec, shard_size=shard_size) as writer:
+                     codec=codec, shard_size=shard_size, batch_size=batch_size) as writer:
         stored = writer.stored_text_hashes()
-        batches = document_batches(driver_model, corpus, store, stored, batch_size, max_length, on_duplicate, stats)
-        plans = shard_plans(batches, stored, shard_size, len(writer.manifest.shards), stats)
+        batches = document_batches(driver_model, corpus, store, stored, writer.batch_size, max_length, on_duplicate, stats)
+        plans = shard_plans(batches, stored, writer.shard_size, len(writer.manifest.shards), stats)
         if not writer.codec.is_trained:  # at the workers' threads, so its sample is the states they compute
             before = torch.get_num_threads()
             torch.set_num_threads(max(1, int(ray.cpus_per_worker)))

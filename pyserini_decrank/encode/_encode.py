@@ -61,7 +61,7 @@ def _first_occurrences(chunk: list[Document], seen: dict[str, int], stored: dict
     return out
 
 
-def check_encode_options(batch_size: int, shard_size: int, max_length: int | None, on_duplicate: str) -> None:
+def check_encode_options(batch_size: int | None, shard_size: int | None, max_length: int | None, on_duplicate: str) -> None:
     for name, value in (("batch_size", batch_size), ("shard_size", shard_size), ("max_length", max_length)):
         if value is not None and value < 1:
             raise DecrankError(f"{name} must be at least 1, not {value}")
@@ -111,8 +111,8 @@ def encode_corpus(
     corpus: Iterable[Document],
     store: str | Path,
     max_length: int | None = None,
-    batch_size: int = 32,
-    shard_size: int = 100_000,
+    batch_size: int | None = None,
+    shard_size: int | None = None,
     codec: str = "fp16",
     progress: bool = True,
     content: str = "encoder-states",
@@ -125,15 +125,16 @@ def encode_corpus(
     to this decoder.
 
     Batches come from ``document_batches``; a batch holding any document not yet stored is encoded whole.
-    A resumed store is therefore byte-identical to an uninterrupted one. A docid seen twice is an error
+    A resumed store is therefore byte-identical to an uninterrupted one; ``batch_size`` and ``shard_size``
+    (default: 32 and 100,000, or on resume the store's own) must be those the store was started with. A docid seen twice is an error
     (``on_duplicate="first"`` keeps the first); a stored docid whose text has changed since is an error.
     """
     check_encode_options(batch_size, shard_size, max_length, on_duplicate)
     max_length = max_length or model.config.max_length
     stats = EncodeStats()
     with StoreWriter(store, model.fingerprint(content), store_width(model, content), max_length, codec=codec,
-                     shard_size=shard_size) as writer:
-        stored = writer.stored_text_hashes()
+                     shard_size=shard_size, batch_size=batch_size) as writer:
+        stored, batch_size = writer.stored_text_hashes(), writer.batch_size
         bar = tqdm(desc="encode", unit="doc", disable=not progress, dynamic_ncols=True)
         try:  # the bar is closed before any error line is printed
             for batch in document_batches(model, corpus, store, stored, batch_size, max_length, on_duplicate, stats,

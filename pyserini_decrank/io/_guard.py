@@ -40,7 +40,7 @@ def refuse_overwriting_inputs(outputs: Sequence[tuple[str, str | Path | None]],
         real = real_path(path, option)
         for candidate in (real, real.with_name(real.name + PARTIAL_SUFFIX)):  # the copy written first, too
             if candidate in files:
-                raise DecrankError(f"{option} {path} is {files[candidate]}: it would be overwritten; write elsewhere")
+                raise DecrankError(f"{option} {path} is also {files[candidate]}: it would be overwritten; write elsewhere")
         for folder, name in folders.items():
             if real == folder or folder in real.parents:
                 raise DecrankError(f"{option} {path} lies inside {name}: it would overwrite part of it; write elsewhere")

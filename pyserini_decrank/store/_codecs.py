@@ -124,9 +124,19 @@ class FaissCodec:
         if not path.is_file():
             raise DecrankError(f"{path}: the store's trained codec is missing")
         data = path.read_bytes()
+        try:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except RuntimeError:
+            index = None  # unreadable: reported as the checksum failure it is
+        if index is not None and hashlib.sha256(data).hexdigest() != sha256:
+            expected = cls(name, dim)
+            if type(index) is not type(expected.index) or index.d != dim or index.sa_code_size() != expected.code_size:
+                raise DecrankError(f"{path}: holds a {type(index).__name__} codec of {index.sa_code_size()} bytes per "
+                                   f"{index.d}-wide token, not the store's {name!r} ({expected.code_size} bytes per "
+                                   f"{dim}-wide token): a codec file from another store")
         if hashlib.sha256(data).hexdigest() != sha256:
             raise DecrankError(f"{path}: the trained codec differs from the manifest's sha256 (altered or corrupted)")
-        return cls(name, dim, faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)))
+        return cls(name, dim, index)
 
 
 def get_codec(name: str, dim: int | None = None):

@@ -100,15 +100,25 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     kind: str = "decrank-store"
     codec_sha256: str | None = None  # of codec.faiss, for a trained codec
+    build: dict = field(default_factory=dict)  # the encode options the bytes depend on: batch and shard size
+    checksum: str | None = None  # sha256 of every other field: a hand edit is detected (None: an older store)
 
     def save(self, folder: Path) -> None:
+        """Written whole beside the old one, synced, then renamed over it; a failure leaves the old one."""
+        data = asdict(self)
+        data["checksum"] = self.checksum = _manifest_sha256(data)
         tmp = folder / (MANIFEST + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(asdict(self), f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / MANIFEST)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(data, f, indent=2)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, folder / MANIFEST)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DecrankError(f"{folder / MANIFEST}: cannot write the store's manifest ({exc.strerror or exc}); "
+                               "the previous one is kept") from None
 
     @classmethod
     def load(cls, folder: Path) -> "Manifest":
@@ -126,6 +136,7 @@ class Manifest:
             raise DecrankError(f"{path}: store format version {version!r}; this pyserini-decrank reads version "
                                f"{FORMAT_VERSION} only: build the store again with `decrank encode`")
         try:
+            fields_sha256 = _manifest_sha256(data)
             data["shards"] = [ShardInfo(**s) for s in data["shards"]]
             manifest = cls(**data)
         except (TypeError, KeyError) as exc:
@@ -133,7 +144,19 @@ class Manifest:
         if not all(isinstance(f, dict) and isinstance(f.get("bytes"), int) and isinstance(f.get("sha256"), str)
                    for shard in manifest.shards for f in shard.files.values()):
             raise DecrankError(f"{path}: unreadable manifest (a shard file without bytes and sha256)")
+        if manifest.checksum is not None and manifest.checksum != fields_sha256:
+            raise DecrankError(f"{path}: the manifest was altered after it was written (its checksum does not match "
+                               "its fields); restore it or encode the store again")
+        if manifest.num_docs != sum(sh.num_docs for sh in manifest.shards) or \
+                manifest.num_tokens != sum(sh.num_tokens for sh in manifest.shards):
+            raise DecrankError(f"{path}: the manifest's totals ({manifest.num_docs} documents, {manifest.num_tokens} "
+                               "tokens) differ from its shards' sums: altered; restore it or encode the store again")
         return manifest
+
+
+def _manifest_sha256(data: dict) -> str:
+    fields_only = {k: v for k, v in data.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(fields_only, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _identity_mismatch(stored: dict, fingerprint: dict) -> str | None:
@@ -167,6 +190,11 @@ class EncoderStateStore:
             missing = {STATES_FILE, OFFSETS_FILE, CHECKSUMS_FILE, TEXT_HASHES_FILE, *DOCID_FILES.values()} - set(shard.files)
             if missing:
                 raise DecrankError(f"{self.path / MANIFEST}: shard {shard.name} lists no {sorted(missing)[0]}")
+            expected = shard.num_tokens * self.codec.width(self.manifest.hidden_size) * self.codec.storage.itemsize
+            if shard.files[STATES_FILE]["bytes"] != expected:
+                raise DecrankError(f"{self.path / MANIFEST}: shard {shard.name} holds {shard.files[STATES_FILE]['bytes']} "
+                                   f"bytes of states, not the {expected} that {shard.num_tokens} tokens take in codec "
+                                   f"{self.manifest.codec!r}: the manifest was altered")
         if not self.manifest.complete and str(self.path.resolve()) not in _warned_unfinished:
             _warned_unfinished.add(str(self.path.resolve()))
             warnings.warn(f"store {self.path} is unfinished ({self.manifest.num_docs} documents so far): "
@@ -353,7 +381,8 @@ class EncoderStateStore:
                 "tokens": m.num_tokens, "shards": len(m.shards), "complete": m.complete,
                 "token_ids": "stored" if self.has_token_ids else
                              f"missing in {sum(TOKENS_FILE not in s.files for s in m.shards)} shard(s)",
-                "bytes_per_token": states / m.num_tokens if m.num_tokens else 0.0, "bytes_on_disk": on_disk}
+                "bytes_per_token": states / m.num_tokens if m.num_tokens else 0.0, "bytes_on_disk": on_disk,
+                "manifest_checksum": "checked" if m.checksum else "none (a store written before manifests had one)"}
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -413,7 +442,11 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 def _acquire_lock(folder: Path) -> int:
     """An exclusive lock on ``folder/.lock`` holding this process's pid. The OS drops it when the holder
     dies, so a lock left by a killed writer (a stale lock) is simply taken over."""
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise DecrankError(f"store {folder}: cannot take its lock {folder / LOCK_FILE} ({exc.strerror or exc}); "
+                           "a store is written in a folder this user can write") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -438,6 +471,16 @@ def write_shard(store: str | Path, name: str, ids: Sequence[str], states: Sequen
     that name not listed yet (left by an earlier try) is replaced."""
     shards = Path(store) / "shards"
     tmp, final = shards / f"{name}.{os.getpid()}.tmp", shards / name  # a worker's own, should two write one shard
+    try:
+        return _write_shard_files(tmp, final, ids, states, text_hashes, token_ids)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DecrankError(f"store {store}: cannot write shard {name} ({exc.strerror or exc}); the shards listed "
+                           "before it are kept: free space and run encode again to resume") from None
+
+
+def _write_shard_files(tmp: Path, final: Path, ids: Sequence[str], states: Sequence[np.ndarray],
+                       text_hashes: Sequence[int], token_ids: Sequence[np.ndarray]) -> ShardInfo:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     lengths = [s.shape[0] for s in states]
@@ -462,12 +505,27 @@ def write_shard(store: str | Path, name: str, ids: Sequence[str], states: Sequen
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    return ShardInfo(name=name, num_docs=len(lengths), num_tokens=int(offsets[-1]), files=files)
+    return ShardInfo(name=final.name, num_docs=len(lengths), num_tokens=int(offsets[-1]), files=files)
 
+
+# the encode options a store's bytes depend on, as recorded when none is given
+BUILD_DEFAULTS = {"shard_size": 100_000, "batch_size": 32}
 
 _SHARD_NAME = re.compile(r"^\d{5}(\.\d+)?(\.tmp)?$")
 # what a writer leaves in a folder before its first manifest: such a folder counts as empty
 _LEFTOVERS = {LOCK_FILE, MANIFEST + ".tmp"}
+
+
+def _only_leftovers(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but what a writer that failed before its first manifest leaves: its
+    lock, a manifest's temporary copy, a ``shards`` folder with half-written shards at most."""
+    for entry in os.listdir(folder):
+        if entry == "shards" and (folder / entry).is_dir():
+            if any(not (_SHARD_NAME.match(s) and s.endswith(".tmp")) for s in os.listdir(folder / entry)):
+                return False
+        elif entry not in _LEFTOVERS:
+            return False
+    return True
 
 
 class StoreWriter:
@@ -484,18 +542,21 @@ class StoreWriter:
         hidden_size: int,
         max_length: int,
         codec: str = "fp16",
-        shard_size: int = 100_000,
+        shard_size: int | None = None,
         codec_train_tokens: int = CODEC_TRAIN_TOKENS,
+        batch_size: int | None = None,
     ) -> None:
         self.path = Path(path)
+        # the options the bytes depend on: None takes the store's own on resume, else the default
+        self._asked = {"shard_size": shard_size, "batch_size": batch_size}
         self.codec_train_tokens = codec_train_tokens
-        if shard_size < 1:
-            raise DecrankError(f"shard_size must be at least 1, not {shard_size}")
-        self.shard_size = shard_size
+        for name, value in self._asked.items():
+            if value is not None and value < 1:
+                raise DecrankError(f"{name} must be at least 1, not {value}")
         get_codec(codec, hidden_size)  # an unknown or misfit codec is refused before anything is written
         if self.path.exists() and not self.path.is_dir():
             raise DecrankError(f"{self.path}: not a folder, so it cannot hold a store")
-        self._created = not self.path.exists() or not set(os.listdir(self.path)) - _LEFTOVERS
+        self._created = not self.path.exists() or _only_leftovers(self.path)
         if not self._created and not (self.path / MANIFEST).is_file():
             raise DecrankError(f"{self.path}: neither an encoder-state store (no {MANIFEST}) nor empty; "
                                "give a new or empty folder")
@@ -519,14 +580,26 @@ class StoreWriter:
                               ("codec", (self.manifest.codec, codec))):
                 if want[0] != want[1]:
                     problem = problem or f"it was built with {key} {want[0]}, not {want[1]}"
+            for key, value in self._asked.items():  # a store started before these were recorded is not checked
+                if value is not None and self.manifest.build.get(key, value) != value:
+                    problem = problem or (f"it was started with {key.replace('_', ' ')} {self.manifest.build[key]}, "
+                                          f"not {value} (its bytes depend on it): resume with the same, or leave it out")
+            self.build = {k: v if v is not None else self.manifest.build.get(k, BUILD_DEFAULTS[k])
+                          for k, v in self._asked.items()}
             if problem:
                 raise DecrankError(f"cannot add to store {self.path}: {problem}; write to another store folder",
                                    cli=f"cannot add to store {self.path}: {problem}; choose another --store")
         else:
-            self.manifest = Manifest(model=dict(fingerprint), max_length=max_length, hidden_size=hidden_size, codec=codec)
+            self.build = {k: v if v is not None else BUILD_DEFAULTS[k] for k, v in self._asked.items()}
+            self.manifest = Manifest(model=dict(fingerprint), max_length=max_length, hidden_size=hidden_size, codec=codec,
+                                     build=dict(self.build))
             self.manifest.save(self.path)
+        self.shard_size, self.batch_size = self.build["shard_size"], self.build["batch_size"]
         self.codec = _stored_codec(self.path, self.manifest)
-        (self.path / "shards").mkdir(exist_ok=True)
+        try:
+            (self.path / "shards").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise DecrankError(f"store {self.path}: cannot create its shards folder ({exc.strerror or exc})") from None
         self.remove_unlisted_shards()
         self._pending_ids: list[str] = []
         self._pending_states: list[np.ndarray] = []
@@ -587,8 +660,13 @@ class StoreWriter:
         self.codec.train(sample)
         data = self.codec.to_bytes()
         tmp = self.path / (CODEC_FILE + ".tmp")
-        meta = _write_file(tmp, data)
-        os.replace(tmp, self.path / CODEC_FILE)
+        try:
+            meta = _write_file(tmp, data)
+            os.replace(tmp, self.path / CODEC_FILE)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DecrankError(f"store {self.path}: cannot write its trained codec ({exc.strerror or exc}); "
+                               "free space and run encode again") from None
         self.manifest.codec_sha256 = meta["sha256"]
         self.manifest.save(self.path)
 
@@ -610,7 +688,7 @@ class StoreWriter:
     def flush(self, whole_shards_only: bool = False) -> None:
         """Writes what is pending as shards of ``shard_size`` documents (and, unless ``whole_shards_only``,
         the rest as a last, smaller one). An untrained codec first waits for enough token states."""
-        if not self._pending_ids:
+        if not self._pending_ids or (whole_shards_only and len(self._pending_ids) < self.shard_size):
             return
         if not self.codec.is_trained:
             if whole_shards_only and sum(len(s) for s in self._pending_states) < self.codec_train_tokens:
@@ -640,10 +718,13 @@ class StoreWriter:
         self.manifest.save(self.path)
 
     def close(self, complete: bool = True) -> None:
+        """Finishes the store (the last, smaller shard too) when ``complete``. Otherwise (an error, a signal)
+        it writes no shard an uninterrupted build would not have written: the documents still buffered are
+        dropped and encoded again on resume, so that the resumed store equals an uninterrupted one."""
         if self._lock is None:
             return
         try:
-            self.flush()
+            self.flush(whole_shards_only=not complete)
             self.manifest.complete = complete
             self.manifest.save(self.path)
         finally:
@@ -656,8 +737,12 @@ class StoreWriter:
         for name in (MANIFEST, MANIFEST + ".tmp", CODEC_FILE, CODEC_FILE + ".tmp", LOCK_FILE):
             (self.path / name).unlink(missing_ok=True)
         shards = self.path / "shards"
-        if shards.is_dir() and not any(shards.iterdir()):
-            shards.rmdir()
+        if shards.is_dir():
+            for leftover in shards.iterdir():  # half-written shards
+                if _SHARD_NAME.match(leftover.name) and leftover.name.endswith(".tmp"):
+                    shutil.rmtree(leftover, ignore_errors=True)
+            if not any(shards.iterdir()):
+                shards.rmdir()
         if not any(self.path.iterdir()):
             self.path.rmdir()
 
@@ -665,8 +750,8 @@ class StoreWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None and self._created and not self.manifest.shards and not self._pending_ids:
+        if exc_type is not None and self._created and not self.manifest.shards:
             self._discard()
             return
-        # on an error, keep what was flushed and the buffered documents too; the store stays resumable
+        # on an error, keep the shards written; the store stays resumable (see ``close``)
         self.close(complete=exc_type is None)
