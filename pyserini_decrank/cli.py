@@ -466,5 +466,17 @@ def pyserini(module, args) -> None:
     run_module(module, list(args))
 
 
+def run() -> None:
+    """The ``decrank`` program: ``main``, and once it is done a signal no longer interrupts the interpreter's
+    exit (the work is written by then; a late SIGINT would only print a traceback from its teardown)."""
+    try:
+        main()
+    except KeyboardInterrupt:  # between the command's own handling and the exit: its work is done
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 if __name__ == "__main__":
-    main()
+    run()
