@@ -149,6 +149,7 @@ def encode_corpus_on_ray(
     driver_model = QueryLikelihoodModel.from_pretrained(model, **model_options)
     worker_model = str(Path(model).resolve()) if Path(model).exists() else model  # workers start in folders of their own
     max_length = max_length or driver_model.config.max_length
+    driver_model.check_max_length(max_length, "max length")
     store = Path(store).resolve()
     stats = EncodeStats()
     with StoreWriter(store, driver_model.fingerprint(content), store_width(driver_model, content), max_length,

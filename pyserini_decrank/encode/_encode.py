@@ -131,6 +131,7 @@ def encode_corpus(
     """
     check_encode_options(batch_size, shard_size, max_length, on_duplicate)
     max_length = max_length or model.config.max_length
+    model.check_max_length(max_length, "max length")
     stats = EncodeStats()
     with StoreWriter(store, model.fingerprint(content), store_width(model, content), max_length, codec=codec,
                      shard_size=shard_size, batch_size=batch_size) as writer:

@@ -24,15 +24,32 @@ def join_title(title: str | None, text: str | None) -> str:
     return " ".join(part.strip() for part in (title, text) if part and part.strip())
 
 
+def _field(obj: dict, key: str, path: Path, lineno: int, kind: str) -> str | None:
+    """A string field (or None when absent; an id may be an integer): an id or text of another type (a
+    float, a list, null, true) is refused rather than stored as its Python spelling ("1.0", "None", "True")."""
+    value = obj.get(key)
+    if value is None and (kind == "text" or key not in obj):
+        return None
+    if kind == "id" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # an integer id reads one way only
+    if not isinstance(value, str):
+        raise DecrankError(f"{path}:{lineno}: {key!r} must be a string {'' if kind == 'id' else 'of text '}"
+                           f"(quoted in JSON), not {json.dumps(value)[:40]}")
+    return value
+
+
 def _from_json_object(obj: dict, path: Path, lineno: int) -> Document:
     if not isinstance(obj, dict):
         raise DecrankError(f"{path}:{lineno}: expected a JSON object")
     if "_id" in obj:  # BEIR
-        return Document(str(obj["_id"]), join_title(obj.get("title"), obj.get("text")))
+        return Document(_field(obj, "_id", path, lineno, "id"),
+                        join_title(_field(obj, "title", path, lineno, "text"), _field(obj, "text", path, lineno, "text")))
     if "id" in obj and "contents" in obj:  # Pyserini JsonCollection
-        return Document(str(obj["id"]), join_title(obj.get("title"), obj["contents"]))
+        return Document(_field(obj, "id", path, lineno, "id"),
+                        join_title(_field(obj, "title", path, lineno, "text"), _field(obj, "contents", path, lineno, "text")))
     if "docid" in obj and ("content" in obj or "contents" in obj):
-        return Document(str(obj["docid"]), obj.get("content") or obj.get("contents"))
+        text = _field(obj, "content" if "content" in obj else "contents", path, lineno, "text")
+        return Document(_field(obj, "docid", path, lineno, "id"), text or "")
     raise DecrankError(f"{path}:{lineno}: expected '_id'/'title'/'text' (BEIR) or 'id'/'contents' (Pyserini)")
 
 
@@ -78,10 +95,10 @@ def _read_retrieve_results(path: Path) -> Iterator[Document]:
         seen = set()
         for entry in data:
             for hit in entry["hits"]:
-                docid = str(hit["docid"])
-                if docid not in seen:
-                    seen.add(docid)
-                    yield Document(docid, hit.get("content") or hit.get("contents") or "")
+                document = _from_json_object(hit, path, 1)
+                if document.docid not in seen:
+                    seen.add(document.docid)
+                    yield document
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DecrankError(f"{path}: expected a JSON list of {{query, hits:[{{docid, content}}]}} ({exc})") from None
 

@@ -222,6 +222,18 @@ class QueryLikelihoodModel:
         return fingerprint
 
     # ------------------------------------------------------------------ documents
+    def check_max_length(self, max_length: int, option: str = "max_length") -> None:
+        """A document length the tokenizer can cut to (its special tokens and one more) and the encoder can
+        read (its learned positions, where it has them; T5's relative positions have no limit)."""
+        low = self.tokenizer.num_special_tokens_to_add(pair=False) + 1
+        encoder_config = getattr(self.model.config, "encoder", self.model.config)
+        high = getattr(encoder_config, "max_position_embeddings", None)
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < low:
+            raise DecrankError(f"{option} {max_length}: the tokenizer adds {low - 1} special token(s), so documents "
+                               f"need at least {low} tokens")
+        if high is not None and max_length > high:
+            raise DecrankError(f"{option} {max_length}: the model reads at most {high} tokens (its positions)")
+
     def tokenize_documents(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
         max_length = max_length or self.config.max_length
         prefixed = [self.config.document_prefix + t for t in texts]

@@ -79,8 +79,35 @@ def order_hits(head: Sequence[Any], scores: np.ndarray, tail: Sequence[Any] = ()
 
 
 def _check_alpha(alpha: float | None) -> None:
-    if alpha is not None and not 0.0 <= alpha <= 1.0:
-        raise DecrankError(f"alpha must lie in [0, 1], not {alpha}")
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0):
+        raise DecrankError(f"alpha must be a number in [0, 1], not {alpha!r}")
+
+
+def check_depth(k: int | None, name: str = "k (the depth)") -> None:
+    """None (every hit) or a whole number of at least 1; ``True`` and ``2.5`` are refused, not rounded."""
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise DecrankError(f"{name} must be a whole number of at least 1, not {k!r}")
+
+
+def check_hits(hits: Any, qid: str | None = None) -> list:
+    """First-stage hits as a list: each with a string ``docid`` and a finite numeric ``score`` (Pyserini's
+    hits, ``pyserini_decrank.io.Hit``, any such object), each docid once."""
+    query = f" of query {qid}" if qid is not None else ""
+    if isinstance(hits, (str, bytes, Mapping)) or not isinstance(hits, Sequence) and not hasattr(hits, "__iter__"):
+        raise DecrankError(f"hits{query} must be a sequence of hits (objects with docid and score), not {type(hits).__name__}")
+    hits = list(hits)
+    seen: set[str] = set()
+    for i, hit in enumerate(hits):
+        docid, score = getattr(hit, "docid", None), getattr(hit, "score", None)
+        if not isinstance(docid, str) or isinstance(score, bool) or not isinstance(score, (int, float, np.number)):
+            raise DecrankError(f"hit {i}{query} is a {type(hit).__name__}: hits are objects with a string docid and a "
+                               "numeric score (Pyserini's hits, or pyserini_decrank.io.Hit)")
+        if not np.isfinite(float(score)):
+            raise DecrankError(f"hit {i}{query} (docid {docid}) has a non-finite score {score}")
+        if docid in seen:
+            raise DecrankError(f"docid {docid} appears twice in the hits{query}")
+        seen.add(docid)
+    return hits
 
 
 class Reranker(ABC):
@@ -115,7 +142,10 @@ class Reranker(ABC):
         """The method's score of each candidate for ``query``; an unknown candidate or a non-finite score
         is an error naming it."""
         check_query(query, qid)
-        docids = [str(d) for d in docids]
+        if isinstance(docids, (str, bytes)) or not all(isinstance(d, str) for d in docids):
+            raise DecrankError(f"docids must be a sequence of strings, not {type(docids).__name__}"
+                               + ("" if isinstance(docids, (str, bytes)) else " holding other types"))
+        docids = list(docids)
         if not docids:
             return np.zeros(0, dtype=np.float32)
         missing = self.missing(docids)
@@ -131,9 +161,7 @@ class Reranker(ABC):
 
     def _split(self, hits: Sequence[Any], k: int | None) -> tuple[list, list]:
         """The hits to score and the tail, candidates that cannot be scored dropped with ``skip_missing``."""
-        hits = list(hits)
-        if k is not None and k < 1:
-            raise DecrankError(f"k (the depth) must be at least 1, not {k}")
+        check_depth(k)
         k = len(hits) if k is None else min(k, len(hits))
         if self.skip_missing:
             missing = set(self.missing([str(h.docid) for h in hits[:k]]))
@@ -146,7 +174,8 @@ class Reranker(ABC):
         """``rerank`` at each of ``alphas``, the candidates scored once for all of them."""
         for alpha in alphas:
             _check_alpha(alpha)
-        head, tail = self._split(hits, k)
+        check_query(query, qid)
+        head, tail = self._split(check_hits(hits, qid), k)
         scores = self.score(query, [str(h.docid) for h in head], qid=qid)
         first = np.array([float(h.score) for h in head], dtype=np.float64)
         return [order_hits(head, interpolate(first, scores, alpha), tail) for alpha in alphas]
@@ -160,6 +189,9 @@ class Reranker(ABC):
     def batch_rerank(self, queries: Mapping[str, str], hits_by_qid: Mapping[str, Sequence[Any]],
                      k: int | None = None) -> dict[str, list]:
         """``rerank`` for every qid of ``hits_by_qid``; a qid without a query is an error."""
+        for name, value in (("queries", queries), ("hits_by_qid", hits_by_qid)):
+            if not isinstance(value, Mapping):
+                raise DecrankError(f"batch_rerank takes {name} as a mapping from qid, not a {type(value).__name__}")
         out = {}
         for qid, hits in hits_by_qid.items():
             if qid not in queries:
@@ -171,8 +203,7 @@ class Reranker(ABC):
     def check_run(self, queries: Mapping[str, str], run: Mapping[str, Sequence[Hit]], depth: int,
                   topics_name: str = "topics") -> None:
         """Everything about a run that can be checked before scoring: its queries and its candidates."""
-        if depth < 1:
-            raise DecrankError(f"depth must be at least 1, not {depth}")
+        check_depth(depth, "depth")
         if not run:
             raise DecrankError("the first-stage run has no hits: nothing to re-rank")
         for qid in run:
