@@ -136,3 +136,12 @@ def test_a_full_disk_while_writing_the_run_is_one_line_and_keeps_the_old_run(set
 def test_the_guard_skips_names_that_are_not_paths(tmp_path):
     refuse_overwriting_inputs([("--output", tmp_path / "o.txt")], [("--topics", "msmarco-passage-dev-subset"),
                                                                   ("--model", "castorini/monot5-base-msmarco")])
+
+
+def test_a_failed_interpolated_output_leaves_no_empty_partial(setup, tmp_path):
+    root, model = setup
+    (tmp_path / "a-file").write_text("x")
+    code, _, err = run_cli(*rerank_args(root, model, **{"--output": tmp_path / "o.txt"}), "--interpolated", "0.5",
+                           tmp_path / "a-file" / "mixed.txt")
+    assert_one_line_error(code, err, "cannot write the run here")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

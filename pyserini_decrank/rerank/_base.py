@@ -242,10 +242,11 @@ class Reranker(ABC):
         refuse_overwriting_inputs([("output" if i == 0 else "interpolated output", p) for i, (_, p, _) in enumerate(targets)], [])
         writers: list[RunWriter] = []
         complete = False
-        bar = tqdm(total=len(run), desc="rerank", unit="query", disable=not progress, dynamic_ncols=True)
+        bar = None
         try:
             for _, path, name in targets:  # one by one: those opened before a failure are closed below
                 writers.append(RunWriter(path, name))
+            bar = tqdm(total=len(run), desc="rerank", unit="query", disable=not progress, dynamic_ncols=True)
             alphas = [a for a, _, _ in targets]
             ranked = rankings(alphas) if rankings is not None else (
                 (qid, self.rerank_alphas(queries[qid], hits, alphas, k=depth, qid=qid)) for qid, hits in run.items())
@@ -261,7 +262,8 @@ class Reranker(ABC):
             kept = f"; {output} is unchanged" + (f", the {done} queries done are in {writers[0].partial}" if done else "")
             raise DecrankError(f"{exc}{kept}", cli=f"{exc.cli_message}{kept}") from None
         finally:
-            bar.close()  # before any error line is printed
+            if bar is not None:
+                bar.close()  # before any error line is printed
             for writer in writers:
                 writer.close(complete=complete)
 
