@@ -98,3 +98,26 @@ def test_resuming_with_another_batch_or_shard_size_is_refused_and_left_out_takes
     from eval.fault_injection import tree_digest
 
     assert tree_digest(tmp_path / "s") == tree_digest(tmp_path / "whole")
+
+
+def test_a_store_folder_that_cannot_be_written_is_one_line(stores, tiny_models, docs, tmp_path, monkeypatch):
+    """Read-only folders (or an immutable manifest) cannot be made as root, which ignores permissions: the
+    failing system call is simulated where encode first writes, its lock."""
+    from pyserini_decrank import QueryLikelihoodModel
+    from pyserini_decrank.encode import encode_corpus
+    from pyserini_decrank.io import Document
+
+    shutil.copytree(stores / "fp16", tmp_path / "s")
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if str(path).endswith(".lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    qlm = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    with pytest.raises(DecrankError, match=r"cannot take its lock .* \(Permission denied\)"):
+        encode_corpus(qlm, [Document(d, t) for d, t in docs.items()], tmp_path / "s", max_length=32, progress=False)
+    monkeypatch.undo()
+    assert len(EncoderStateStore(tmp_path / "s")) == len(docs)  # still readable, untouched
