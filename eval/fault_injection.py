@@ -65,7 +65,7 @@ class KillReport:
     kills: int = 0
     killed_mid_encode: int = 0  # the process was still running when the signal came
     identical: int = 0
-    different: list[str] = field(default_factory=list)  # signal/codec/seed whose resumed store differs
+    different: list[str] = field(default_factory=list)  # signal/codec/seed whose resumed store differs, and how
     by_signal: dict[str, int] = field(default_factory=dict)  # signals sent, by name
 
 
@@ -116,9 +116,15 @@ def kill_and_resume(model: str, corpus: Path, workdir: Path, seeds: list[int],
                 _, err = proc.communicate()
                 report.kills += 1
                 report.by_signal[sig.name] = report.by_signal.get(sig.name, 0) + 1
-                resumed = subprocess.run(_encode_command(model, corpus, store, codec), capture_output=True, env=env)
-                if "Traceback" in err or resumed.returncode != 0 or tree_digest(store) != expected:
-                    report.different.append(f"{sig.name}/{codec}/{seed}")
+                resumed = subprocess.run(_encode_command(model, corpus, store, codec), capture_output=True, env=env,
+                                         text=True)
+                if "Traceback" in err:
+                    report.different.append(f"{sig.name}/{codec}/{seed}: traceback {err.strip().splitlines()[-1]}")
+                elif resumed.returncode != 0:
+                    report.different.append(f"{sig.name}/{codec}/{seed}: resume failed {resumed.stderr.strip()[-200:]}")
+                elif tree_digest(store) != expected:
+                    differ = sorted(k for k, v in tree_digest(store).items() if expected.get(k) != v)
+                    report.different.append(f"{sig.name}/{codec}/{seed}: files differ {differ[:3]}")
                 else:
                     report.identical += 1
                 shutil.rmtree(store)

@@ -98,3 +98,59 @@ def test_an_interrupted_encode_resumes_to_the_uninterrupted_store_before_and_aft
             encode_corpus(qlm, interrupted(k), store, **options)
         encode_corpus(qlm, read_corpus(corpus), store, **options)
         assert tree_digest(store) == expected, k
+
+
+def test_an_interrupt_inside_the_codecs_first_flush_resumes_byte_identically(tiny_models, tmp_path, monkeypatch):
+    """A signal landing between the codec's training and its first shards (the buffered states half
+    converted to codes) must not write them: a later flush would have stored raw states as codes."""
+    from eval.fault_injection import tree_digest
+    from pyserini_decrank import QueryLikelihoodModel
+    from pyserini_decrank.encode import encode_corpus
+    from pyserini_decrank.io import read_corpus
+    from pyserini_decrank.store import _codecs
+
+    corpus = synthetic_corpus(tmp_path / "corpus.tsv", 1500)
+    qlm = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    options = dict(max_length=64, batch_size=8, shard_size=100, codec="SQ8", progress=False)
+    encode_corpus(qlm, read_corpus(corpus), tmp_path / "reference", **options)
+    calls = {"n": 0}
+    real = _codecs.FaissCodec.to_storage
+
+    def interrupted(self, states):
+        calls["n"] += 1
+        if calls["n"] == 50:  # inside the conversion of what waited for the training
+            raise KeyboardInterrupt
+        return real(self, states)
+
+    monkeypatch.setattr(_codecs.FaissCodec, "to_storage", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        encode_corpus(qlm, read_corpus(corpus), tmp_path / "s", **options)
+    monkeypatch.undo()
+    encode_corpus(qlm, read_corpus(corpus), tmp_path / "s", **options)
+    assert tree_digest(tmp_path / "s") == tree_digest(tmp_path / "reference")
+
+
+@pytest.mark.parametrize("codec", ["fp16", "SQ8"])
+def test_an_interrupt_between_writing_the_first_shard_and_listing_it_resumes(tiny_models, tmp_path, monkeypatch, codec):
+    """The first shard renamed into place but not yet listed: the folder then has no shard listed; what the
+    stopped writer leaves must not make the next encode refuse the folder."""
+    from eval.fault_injection import tree_digest
+    from pyserini_decrank import QueryLikelihoodModel
+    from pyserini_decrank.encode import encode_corpus
+    from pyserini_decrank.io import read_corpus
+    from pyserini_decrank.store import StoreWriter
+
+    corpus = synthetic_corpus(tmp_path / "corpus.tsv", 300)
+    qlm = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    options = dict(max_length=64, batch_size=8, shard_size=100, codec=codec, progress=False)
+    encode_corpus(qlm, read_corpus(corpus), tmp_path / "reference", **options)
+
+    def stopped(self, shard):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StoreWriter, "list_shard", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        encode_corpus(qlm, read_corpus(corpus), tmp_path / "s", **options)
+    monkeypatch.undo()
+    encode_corpus(qlm, read_corpus(corpus), tmp_path / "s", **options)
+    assert tree_digest(tmp_path / "s") == tree_digest(tmp_path / "reference")

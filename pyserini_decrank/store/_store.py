@@ -513,15 +513,15 @@ BUILD_DEFAULTS = {"shard_size": 100_000, "batch_size": 32}
 
 _SHARD_NAME = re.compile(r"^\d{5}(\.\d+)?(\.tmp)?$")
 # what a writer leaves in a folder before its first manifest: such a folder counts as empty
-_LEFTOVERS = {LOCK_FILE, MANIFEST + ".tmp"}
+_LEFTOVERS = {LOCK_FILE, MANIFEST + ".tmp", CODEC_FILE + ".tmp"}
 
 
 def _only_leftovers(folder: Path) -> bool:
-    """Whether ``folder`` holds nothing but what a writer that failed before its first manifest leaves: its
-    lock, a manifest's temporary copy, a ``shards`` folder with half-written shards at most."""
+    """Whether ``folder`` holds nothing but what a writer stopped before it listed a shard leaves: its lock,
+    a manifest's or codec's temporary copy, a ``shards`` folder with unlisted shard folders at most."""
     for entry in os.listdir(folder):
         if entry == "shards" and (folder / entry).is_dir():
-            if any(not (_SHARD_NAME.match(s) and s.endswith(".tmp")) for s in os.listdir(folder / entry)):
+            if any(not _SHARD_NAME.match(s) for s in os.listdir(folder / entry)):
                 return False
         elif entry not in _LEFTOVERS:
             return False
@@ -719,12 +719,14 @@ class StoreWriter:
 
     def close(self, complete: bool = True) -> None:
         """Finishes the store (the last, smaller shard too) when ``complete``. Otherwise (an error, a signal)
-        it writes no shard an uninterrupted build would not have written: the documents still buffered are
-        dropped and encoded again on resume, so that the resumed store equals an uninterrupted one."""
+        it writes no more shards: whole shards were written as they filled, and what is still buffered (or
+        half-converted, should the signal land inside ``flush``) is dropped and encoded again on resume, so
+        that the resumed store equals an uninterrupted one."""
         if self._lock is None:
             return
         try:
-            self.flush(whole_shards_only=not complete)
+            if complete:
+                self.flush()
             self.manifest.complete = complete
             self.manifest.save(self.path)
         finally:
@@ -738,8 +740,8 @@ class StoreWriter:
             (self.path / name).unlink(missing_ok=True)
         shards = self.path / "shards"
         if shards.is_dir():
-            for leftover in shards.iterdir():  # half-written shards
-                if _SHARD_NAME.match(leftover.name) and leftover.name.endswith(".tmp"):
+            for leftover in shards.iterdir():  # shards half-written, or written but never listed
+                if _SHARD_NAME.match(leftover.name) and leftover.is_dir():
                     shutil.rmtree(leftover, ignore_errors=True)
             if not any(shards.iterdir()):
                 shards.rmdir()
