@@ -237,9 +237,10 @@ def concurrent_reranks(model: str, store: Path, corpus: Path, workdir: Path, pai
     """Pairs of `decrank rerank` writing one output a random moment apart; the file must be one whole run."""
     rng = random.Random(seed)
     docids = [line.split("\t", 1)[0] for line in corpus.read_text().splitlines()][:30]
-    (workdir / "topics.tsv").write_text("q1\tdigital data storage\nq2\telectron wave\n")
+    queries = range(300)  # enough that the two writes overlap
+    (workdir / "topics.tsv").write_text("".join(f"q{q}\t{' '.join(rng.sample(WORDS, 4))}\n" for q in queries))
     (workdir / "run.txt").write_text("".join(f"q{q} Q0 {d} {i + 1} {30 - i} bm25\n"
-                                             for q in (1, 2) for i, d in enumerate(docids)))
+                                             for q in queries for i, d in enumerate(docids)))
     command = [sys.executable, "-m", "pyserini_decrank", "rerank", "--model", model, "--store", str(store),
                "--topics", str(workdir / "topics.tsv"), "--run", str(workdir / "run.txt"), "--depth", "30"]
     env = dict(os.environ, TQDM_DISABLE="1")
@@ -250,7 +251,7 @@ def concurrent_reranks(model: str, store: Path, corpus: Path, workdir: Path, pai
         out = workdir / f"concurrent-{i}.txt"
         first = subprocess.Popen([*command, "--output", str(out)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                  env=env, text=True)
-        time.sleep(rng.uniform(0, 1.5))
+        time.sleep(rng.uniform(0, 2.0))
         second = subprocess.Popen([*command, "--output", str(out)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                   env=env, text=True)
         errs = [first.communicate()[1], second.communicate()[1]]
