@@ -113,3 +113,7 @@ def test_max_length_is_checked_against_the_tokenizer_and_the_positions(tiny_mode
             encode_corpus(qlm, docs, tmp_path / "b", max_length=limit + 1, progress=False)
     encode_corpus(qlm, docs, tmp_path / "c", max_length=specials + 1, progress=False)
     assert not (tmp_path / "a").exists()
+
+
+def test_score_takes_docids_from_any_iterable():
+    assert ByLength().score("q", (d for d in ["a", "bbb"])).tolist() == [1.0, 3.0]

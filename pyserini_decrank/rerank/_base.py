@@ -142,10 +142,11 @@ class Reranker(ABC):
         """The method's score of each candidate for ``query``; an unknown candidate or a non-finite score
         is an error naming it."""
         check_query(query, qid)
-        if isinstance(docids, (str, bytes)) or not all(isinstance(d, str) for d in docids):
-            raise DecrankError(f"docids must be a sequence of strings, not {type(docids).__name__}"
-                               + ("" if isinstance(docids, (str, bytes)) else " holding other types"))
+        if isinstance(docids, (str, bytes)):
+            raise DecrankError(f"docids must be a sequence of strings, not {type(docids).__name__}")
         docids = list(docids)
+        if not all(isinstance(d, str) for d in docids):
+            raise DecrankError("docids must be a sequence of strings, not one holding other types")
         if not docids:
             return np.zeros(0, dtype=np.float32)
         missing = self.missing(docids)
