@@ -136,6 +136,8 @@ class FaissCodec:
                                    f"{dim}-wide token): a codec file from another store")
         if hashlib.sha256(data).hexdigest() != sha256:
             raise DecrankError(f"{path}: the trained codec differs from the manifest's sha256 (altered or corrupted)")
+        if index is None:
+            raise DecrankError(f"{path}: faiss cannot read the store's trained codec")
         return cls(name, dim, index)
 
 
