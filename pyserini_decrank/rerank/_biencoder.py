@@ -1,5 +1,5 @@
 """The baseline a user reaches for first: a bi-encoder (all-MiniLM-L6-v2, mean pooling, cosine)
-embedding query and candidate passages on the fly."""
+embedding query and candidate passages on the fly, on any device and precision (pooling in fp32)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..model import minilm_path
+from ..errors import DecrankError
+from ..model import ComputePrecision, check_device, minilm_path, set_attention
 from ._base import TextReranker
 
 
@@ -16,16 +17,25 @@ class BiEncoderReranker(TextReranker):
     """Cosine of mean-pooled embeddings; needs the candidates' text (``texts``: docid -> text)."""
 
     def __init__(self, model, tokenizer, texts: Mapping[str, str] | None = None, max_length: int = 256, batch_size: int = 32,
-                 alpha: float | None = None, skip_missing: bool = False, source: str = "the texts given") -> None:
+                 alpha: float | None = None, skip_missing: bool = False, source: str = "the texts given",
+                 device: str = "cpu", precision: str = "fp32", attention: str | None = None) -> None:
         super().__init__(texts, batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, source=source)
-        self.model, self.tokenizer, self.max_length = model.eval(), tokenizer, max_length
+        self.device = check_device(device)
+        self.model, self.tokenizer, self.max_length = model.eval().to(self.device), tokenizer, max_length
+        set_attention(self.model, attention)
+        self.compute = ComputePrecision(self.model, precision)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, texts: Mapping[str, str] | None = None, **kwargs) -> "BiEncoderReranker":
         from transformers import AutoModel, AutoTokenizer
 
         name_or_path = name_or_path or str(minilm_path())
-        return cls(AutoModel.from_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path), texts, **kwargs)
+        check_device(kwargs.get("device", "cpu"))
+        try:
+            model, tokenizer = AutoModel.from_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path)
+        except (OSError, ValueError) as exc:
+            raise DecrankError(f"cannot load model {name_or_path!r}: {str(exc).strip().splitlines()[0]}") from None
+        return cls(model, tokenizer, texts, **kwargs)
 
     @torch.inference_mode()
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
@@ -33,11 +43,14 @@ class BiEncoderReranker(TextReranker):
         for start in range(0, len(texts), self.batch_size):
             enc = self.tokenizer(list(texts[start : start + self.batch_size]), padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt")
-            states = self.model(**enc).last_hidden_state
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            with self.compute():
+                states = self.model(**enc).last_hidden_state
+            states = states.float()  # pooling and the cosine in fp32 whatever the products ran in
             mask = enc["attention_mask"].unsqueeze(-1).to(states.dtype)
             pooled = (states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
             out.append(torch.nn.functional.normalize(pooled, dim=-1))
-        return torch.cat(out)
+        return torch.cat(out).cpu()
 
     def _score(self, query: str, docids: Sequence[str]) -> np.ndarray:
         q = self.embed([query])

@@ -43,4 +43,4 @@ def load_reranker(method: str, model: str | None = None, store: str | None = Non
     if method == "cross":
         return CrossAttentionReranker.from_pretrained(model or DEFAULT_CROSS_MODEL, device=device, precision=precision,
                                                       attention=attention, **common)
-    return BiEncoderReranker.from_pretrained(model, **common)
+    return BiEncoderReranker.from_pretrained(model, device=device, precision=precision, attention=attention, **common)
