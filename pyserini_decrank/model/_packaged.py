@@ -159,6 +159,21 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
+def model_file(name_or_path: str, filename: str, revision: str | None = None) -> Path | None:
+    """``filename`` beside a model's weights: in its folder, or fetched from the hub (or its cache, offline) the
+    way transformers fetches ``config.json``; None where the model has none."""
+    if os.path.isdir(name_or_path):
+        path = Path(name_or_path) / filename
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(hf_hub_download(name_or_path, filename, revision=revision))
+    except (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError):
+        return None
+
+
 def load_seq2seq(name_or_path: str, revision: str | None = None):
     """(model, tokenizer) of any Hugging Face encoder-decoder, ``EncoderDecoderModel`` included; a model
     that cannot be loaded is one line naming it."""

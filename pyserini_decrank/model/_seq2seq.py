@@ -8,7 +8,6 @@ BART's ``final_logits_bias``, ``EncoderDecoderModel``'s ``enc_to_dec_proj``) sta
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager, nullcontext
 from functools import cached_property
 from pathlib import Path
@@ -21,12 +20,12 @@ from ..errors import DecrankError
 from ._absorbed import absorbed_cross_attention, absorbed_supported, cross_attention_modules, cross_attention_weights
 from ._batching import pad_ids, pad_labels, pad_states
 from ._compat import cache_argument, cross_attention_cache, returned_cache
-from ._config import ScoringConfig
+from ._config import CONFIG_NAME, ScoringConfig
 from ._copy import (COPY_HEAD_FILE, CopyHead, CopySpec, copy_probabilities, copyable_tokens, fixed_log_gates,
                     mark_special, mix_log_probs)
 from ._fast import HEAD_PRECISIONS, ComputePrecision, head_input, output_bias, set_attention, vocab_log_probs
 from ._fingerprint import tokenizer_sha256, weights_sha256
-from ._packaged import load_seq2seq, resolve_model
+from ._packaged import load_seq2seq, model_file, resolve_model
 
 # what a store holds: encoder states (any decoder on that encoder), or one decoder's cross-attention keys/values
 CONTENTS = ("encoder-states", "cross-kv")
@@ -163,14 +162,14 @@ class QueryLikelihoodModel:
         check_device(device)
         path = resolve_model(name_or_path)
         model, tokenizer = load_seq2seq(path, revision)
-        config = ScoringConfig.load(path) if os.path.isdir(path) else None
-        config = config or ScoringConfig()
+        config_file = model_file(path, CONFIG_NAME, revision)  # a folder's or a hub model's, alike
+        config = (ScoringConfig.load(config_file.parent) if config_file else None) or ScoringConfig()
         for key, value in config_overrides.items():
             if value is not None:
                 setattr(config, key, value)
-        head_file = Path(path) / COPY_HEAD_FILE
+        head_file = model_file(path, COPY_HEAD_FILE, revision)
         copy_head = None
-        if os.path.isdir(path) and head_file.is_file():
+        if head_file is not None:
             copy_head = CopyHead.load(head_file, int(model.get_output_embeddings().weight.shape[1]))
         return cls(model, tokenizer, config, name_or_path=name_or_path, revision=revision, device=device,
                    precision=precision, attention=attention, head_precision=head_precision,
