@@ -8,7 +8,7 @@ for the corpus (``EncoderStateStore``); at query time the decoder alone scores t
 from ._malloc import retain_freed_memory
 from .errors import DecrankError
 from .io import Hit, read_corpus, read_qrels, read_run, read_topics
-from .model import QueryLikelihoodModel, ScoringConfig
+from .model import ModelCard, QueryLikelihoodModel, ScoringConfig
 from .rerank import BiEncoderReranker, CrossAttentionReranker, DecoderReranker, PygaggleReranker
 from .store import EncoderStateStore, StoreWriter
 
@@ -21,6 +21,7 @@ __all__ = [
     "DecrankError",
     "EncoderStateStore",
     "Hit",
+    "ModelCard",
     "PygaggleReranker",
     "QueryLikelihoodModel",
     "ScoringConfig",

@@ -336,6 +336,8 @@ def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
 @click.option("--max-minutes", type=AtLeast(0, float), default=None, help="Stop (and save) after this much training time.")
 @click.option("--threads", type=POSITIVE, default=None)
 @click.option("--device", default="cpu", show_default=True, help="Where to train (cpu, cuda, cuda:1); a run may resume on another.")
+@click.option("--dataset", "card_datasets", multiple=True,
+              help="Hub dataset id the pairs come from, for the model card's front matter; repeatable.")
 def train(**options) -> None:
     """Fine-tune an encoder-decoder as a document-to-query generator."""
     _quiet_transformers()
@@ -343,6 +345,7 @@ def train(**options) -> None:
 
     options["pairs"] = list(options["pairs"])
     options["unlabelled_queries"] = list(options["unlabelled_queries"])
+    options["card_datasets"] = list(options["card_datasets"])
     output = run_training(TrainConfig(**options))
     click.echo(f"saved model to {output}", err=True)
 

@@ -145,3 +145,33 @@ def test_hub_weights_other_than_those_the_decoder_was_built_on_are_one_error_lin
                          capture_output=True, text=True, timeout=600, env=_hub_env(tmp_path, tmp_path / "hf"))
     line = _one_error_line(out)
     assert "not the ones decrank-minilm was built on" in line and str(tmp_path / "hf") in line
+
+
+# --------------------------------------------------------------------------- save_pretrained: a folder ready for the hub
+def test_save_pretrained_writes_what_plain_transformers_loads_and_a_hub_model_card(tiny_models, tmp_path):
+    import torch
+    import yaml
+    from transformers import AutoModelForSeq2SeqLM
+
+    from pyserini_decrank import ModelCard, QueryLikelihoodModel
+
+    for family in ("t5", "bert2bert"):
+        qlm = QueryLikelihoodModel.from_pretrained(str(tiny_models(family)))
+        card = ModelCard(name="decrank-tiny", base_model="org/base-model", datasets=["org/pairs"],
+                         results={"dev": {"ndcg_cut.10": 0.5, "recip_rank": 0.6}})
+        qlm.save_pretrained(tmp_path / family, card=card)
+        plain = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / family)).eval()
+        ids = torch.tensor([[3, 4, 5, 6]])
+        start = torch.tensor([[qlm.decoder_start_token_id, 7]])
+        with torch.no_grad():
+            torch.testing.assert_close(plain(input_ids=ids, decoder_input_ids=start).logits,
+                                       qlm.model(input_ids=ids, decoder_input_ids=start).logits)
+        text = (tmp_path / family / "README.md").read_text()
+        front = yaml.safe_load(text.split("---")[1])
+        assert front["library_name"] == "pyserini-decrank" and front["base_model"] == "org/base-model"
+        assert front["datasets"] == ["org/pairs"] and front["metrics"] == ["ndcg_cut.10", "recip_rank"]
+        assert "pyserini-decrank" in front["tags"] and front["license"] == "apache-2.0"
+        assert "| dev | 0.5000 | 0.6000 |" in text
+    (tmp_path / "t5" / "README.md").write_text("my own card\n")
+    qlm.save_pretrained(tmp_path / "t5")  # no card given: a card already there is the user's and stays
+    assert (tmp_path / "t5" / "README.md").read_text() == "my own card\n"

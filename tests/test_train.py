@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from pyserini_decrank import QueryLikelihoodModel
 from pyserini_decrank.errors import DecrankError
@@ -172,14 +173,19 @@ def test_minilm_training_ships_a_decoder_delta_and_can_continue_from_it(pairs_fi
     monkeypatch.setenv("DECRANK_CACHE", str(tmp_path / "cache"))  # where a package folder is assembled
     common = dict(pairs=[str(pairs_file)], steps=2, batch_size=4, lr=1e-3, warmup_steps=1, max_length=24,
                   decoder_layers=1, freeze_encoder=True, bf16=False)
-    first = Trainer.from_config(TrainConfig(output=str(tmp_path / "one"), base="minilm", **common), progress=False)
+    first = Trainer.from_config(TrainConfig(output=str(tmp_path / "one"), base="minilm", card_datasets=["rajpurkar/squad"],
+                                            **common), progress=False)
     first.run()
+    card = yaml.safe_load((tmp_path / "one" / "README.md").read_text().split("---")[1])  # the hub's model card
+    assert card["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and card["datasets"] == ["rajpurkar/squad"]
+    assert card["library_name"] == "pyserini-decrank" and "ed2lm" in card["tags"]
     assert set(load_file(str(tmp_path / "one" / "package" / DECODER_WEIGHTS))).isdisjoint(SHARED_KEYS)
     second = Trainer.from_config(TrainConfig(output=str(tmp_path / "two"), base=str(tmp_path / "one"), objective="rll",
                                  negatives="random", num_negatives=1, **common), progress=False)
     assert second.ships_as_delta
     assert not any("word_embeddings" in name for name in second.trainable)
     second.run()
+    assert "base_model" not in yaml.safe_load((tmp_path / "two" / "README.md").read_text().split("---")[1])  # a folder
     delta = load_file(str(tmp_path / "two" / "package" / DECODER_WEIGHTS))
     before = load_file(str(tmp_path / "one" / "package" / DECODER_WEIGHTS))
     assert delta.keys() == before.keys()

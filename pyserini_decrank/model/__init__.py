@@ -1,6 +1,7 @@
 """The encoder-decoder wrapper: encoder and decoder used separately (ED2LM), and models by name."""
 
 from ._batching import pad_ids, pad_labels, pad_states
+from ._card import ModelCard
 from ._config import OBJECTIVES, ScoringConfig
 from ._copy import COPY_HEAD_FILE, COPY_KINDS, CopyHead, CopySpec, INITIAL_GATE, copyable_tokens, fixed_log_gates, mix_log_probs
 from ._fast import ATTENTIONS, HEAD_PRECISIONS, PRECISIONS, ComputePrecision, ComputeWeights, set_attention, vocab_log_probs
@@ -11,7 +12,7 @@ from ._packaged import (BASE_PACKAGE, DECODER_WEIGHTS, DEFAULT_MODEL, MINILM_HUB
 from ._seq2seq import CONTENTS, QueryLikelihoodModel, check_device, word_token_id
 
 __all__ = [
-    "ATTENTIONS", "BASE_PACKAGE", "MINILM_HUB_ID", "MINILM_WEIGHTS_SHA256", "check_minilm_weights", "CONTENTS", "COPY_HEAD_FILE", "COPY_KINDS", "CopyHead", "CopySpec", "INITIAL_GATE", "copyable_tokens",
+    "ATTENTIONS", "BASE_PACKAGE", "MINILM_HUB_ID", "MINILM_WEIGHTS_SHA256", "ModelCard", "check_minilm_weights", "CONTENTS", "COPY_HEAD_FILE", "COPY_KINDS", "CopyHead", "CopySpec", "INITIAL_GATE", "copyable_tokens",
     "fixed_log_gates", "mix_log_probs", "DECODER_WEIGHTS", "DEFAULT_MODEL", "HEAD_PRECISIONS", "OBJECTIVES",
     "PRECISIONS", "SHARED_KEYS", "ComputePrecision", "ComputeWeights", "QueryLikelihoodModel", "ScoringConfig",
     "build_minilm_encoder_decoder", "check_device", "has_minilm_encoder", "load_seq2seq", "minilm_path", "pad_ids",

@@ -20,6 +20,7 @@ from ..errors import DecrankError
 from ._absorbed import absorbed_cross_attention, absorbed_supported, cross_attention_modules, cross_attention_weights
 from ._batching import pad_ids, pad_labels, pad_states
 from ._compat import cache_argument, cross_attention_cache, returned_cache
+from ._card import CARD_FILE, ModelCard
 from ._config import CONFIG_NAME, ScoringConfig
 from ._copy import (COPY_HEAD_FILE, CopyHead, CopySpec, copy_probabilities, copyable_tokens, fixed_log_gates,
                     mark_special, mix_log_probs)
@@ -175,14 +176,23 @@ class QueryLikelihoodModel:
                    precision=precision, attention=attention, head_precision=head_precision,
                    cross_attention=cross_attention, copy_head=copy_head)
 
-    def save_pretrained(self, folder: str | Path) -> None:
+    def save_pretrained(self, folder: str | Path, card: ModelCard | None = None) -> None:
+        """A complete folder: the weights and tokenizer as ``transformers`` saves them (it loads them back
+        alone), ``decrank_config.json``, the copy head where there is one, and a model card (``card``, or a
+        plain one where the folder has no ``README.md`` yet) ready for ``huggingface-cli upload``."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(folder)
-        self.tokenizer.save_pretrained(folder)
-        self.config.save(folder)
-        if self.copy_head is not None:
-            self.copy_head.save(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.model.save_pretrained(folder)
+            self.tokenizer.save_pretrained(folder)
+            self.config.save(folder)
+            if self.copy_head is not None:
+                self.copy_head.save(folder)
+            if card is not None or not (folder / CARD_FILE).exists():
+                card = card or ModelCard(name=folder.name)
+                (folder / CARD_FILE).write_text(card.render(self.config), encoding="utf-8")
+        except OSError as exc:
+            raise DecrankError(f"cannot save the model to {folder}: {exc.strerror or exc}") from None
 
     # ------------------------------------------------------------------ identity
     @property

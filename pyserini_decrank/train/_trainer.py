@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DecrankError
 from ..io import Document
-from ..model import (COPY_KINDS, QueryLikelihoodModel, ScoringConfig, build_minilm_encoder_decoder, check_device,
+from ..model import (COPY_KINDS, DEFAULT_MODEL, MINILM_HUB_ID, ModelCard, QueryLikelihoodModel, ScoringConfig, build_minilm_encoder_decoder, check_device,
                      copyable_tokens, has_minilm_encoder, pad_ids, pad_labels, pad_states, save_decoder_delta)
 from ..store import EncoderStateStore
 from ._data import PairSet, add_unlabelled_queries, read_pairs
@@ -62,6 +63,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     max_minutes: float | None = None
     threads: int | None = None
+    card_datasets: list[str] = field(default_factory=list)  # hub dataset ids, for the model card only
     extra: dict = field(default_factory=dict)
 
 
@@ -314,9 +316,21 @@ class Trainer:
         self._checkpoint()
         return self.save()
 
+    def card(self) -> ModelCard:
+        """The model card of the output: its base (as a hub id where it is one), data and training."""
+        cfg = self.cfg
+        base = MINILM_HUB_ID if cfg.base == "minilm" else None if os.path.exists(cfg.base) or cfg.base == DEFAULT_MODEL else cfg.base
+        training = {"base": cfg.base, "objective": cfg.objective, "steps": self.step, "batch_size": cfg.batch_size,
+                    "lr": cfg.lr, "copy": cfg.copy, "freeze_encoder": cfg.freeze_encoder,
+                    "pairs": [Path(p).name for p in cfg.pairs], "training_pairs": len(self.data.labelled),
+                    "minutes": round(self.elapsed / 60, 2)}
+        if cfg.objective in ("distil", "label-distil"):
+            training.update(teacher=cfg.teacher, teacher_alpha=cfg.teacher_alpha, temperature=cfg.temperature)
+        return ModelCard(name=self.output.name, base_model=base, datasets=list(cfg.card_datasets), training=training)
+
     def save(self) -> Path:
         self.qlm.model.eval()
-        self.qlm.save_pretrained(self.output)
+        self.qlm.save_pretrained(self.output, card=self.card())
         record = {"config": asdict(self.cfg), "steps_done": self.step, "total_steps": self.total_steps,
                   "pairs": len(self.data.labelled), "unlabelled_queries": len(self.data.pairs) - len(self.data.labelled),
                   "passages": len(self.data.passages),
