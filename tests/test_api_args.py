@@ -18,6 +18,9 @@ class ByLength(Reranker):
     def _score(self, query, docids):
         return np.array([float(len(d)) for d in docids])
 
+    def _score_texts(self, query, texts, docids):
+        return np.array([float(len(t)) for t in texts])
+
     def missing(self, docids):
         return [d for d in docids if d.startswith("unknown")]
 

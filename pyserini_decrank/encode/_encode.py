@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DecrankError
 from ..io import Document
-from ..model import QueryLikelihoodModel, pad_states
+from ..model import QueryLikelihoodModel
 from ..store import StoreWriter, text_hash
 
 
@@ -98,12 +98,7 @@ def document_batches(model: QueryLikelihoodModel, corpus: Iterable[Document], st
 
 def encode_batch(model: QueryLikelihoodModel, ids: list[list[int]], content: str = "encoder-states") -> list:
     """Each document's encoder states or, for a ``cross-kv`` store, its cross-attention keys/values."""
-    states = model.encode_ids(ids)
-    if content != "cross-kv":
-        return states
-    padded, mask = pad_states(states)
-    kv = model.cross_keys_values(padded, mask)
-    return [kv[j, : s.shape[0]] for j, s in enumerate(states)]
+    return model.store_matrices(ids, content)
 
 
 def encode_corpus(

@@ -26,10 +26,14 @@ def pad_labels(label_ids: Sequence[Sequence[int]]) -> torch.Tensor:
 def pad_states(
     states: Sequence[torch.Tensor], dtype: torch.dtype | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pads per-document state matrices into a batch and its attention mask."""
+    """Right-pads per-document state matrices into a batch and its attention mask, in ``dtype`` or else the
+    widest dtype among them (stored fp16 states beside fp32 ones just encoded lose nothing)."""
     length = max(s.shape[0] for s in states)
     hidden = states[0].shape[1]
-    dtype = dtype or states[0].dtype
+    if dtype is None:
+        dtype = states[0].dtype
+        for s in states[1:]:
+            dtype = torch.promote_types(dtype, s.dtype)
     batch = torch.zeros((len(states), length, hidden), dtype=dtype)
     mask = torch.zeros((len(states), length), dtype=torch.long)
     for i, s in enumerate(states):

@@ -259,6 +259,16 @@ class QueryLikelihoodModel:
     def encode(self, texts: Sequence[str]) -> list[torch.Tensor]:
         return self.encode_ids(self.tokenize_documents(texts))
 
+    def store_matrices(self, batch: Sequence[Sequence[int]], content: str = "encoder-states") -> list[torch.Tensor]:
+        """What a store keeps for each document of a batch of token ids: its encoder states or, for a
+        ``cross-kv`` store, its cross-attention keys/values (fp32, unpadded)."""
+        states = self.encode_ids(batch)
+        if content != "cross-kv":
+            return states
+        padded, mask = pad_states(states)
+        kv = self.cross_keys_values(padded, mask)
+        return [kv[j, : s.shape[0]] for j, s in enumerate(states)]
+
     # ------------------------------------------------------------------ queries
     def query_ids(self, query: str) -> list[int]:
         """Token ids of a query, end-of-sequence included, decoder-start token excluded."""

@@ -4,7 +4,7 @@ Shared here: the query and candidate checks, the depth (only the first ``k`` hit
 keep their first-stage order after them), interpolation with the first-stage score (``alpha``),
 missing candidates (an error, or dropped with ``skip_missing``), the deterministic sort (ties keep
 first-stage order), non-finite scores (an error naming the query and docid), ``rerank`` /
-``batch_rerank`` and writing run files.
+``batch_rerank``, writing run files, and raw texts in sentence-transformers' shape (``rank``, ``predict``).
 """
 
 from __future__ import annotations
@@ -45,6 +45,33 @@ def check_query(query: str, qid: str | None = None, source: str | None = None) -
         raise DecrankError(f"query {qid} is empty{where}" if qid is not None else "the query is empty")
 
 
+def check_documents(documents: Any, doc_ids: Any = None) -> tuple[list[str], list[str] | None]:
+    """Raw texts to score: a non-empty sequence of strings, and optionally as many distinct string ids."""
+    if isinstance(documents, (str, bytes, Mapping)) or not hasattr(documents, "__iter__"):
+        raise DecrankError(f"documents must be a list of strings, not a {type(documents).__name__}")
+    documents = list(documents)
+    if not documents:
+        raise DecrankError("there are no documents to rank: give at least one")
+    for i, text in enumerate(documents):
+        if not isinstance(text, str):
+            raise DecrankError(f"document {i} is a {type(text).__name__}, not a string")
+    if doc_ids is None:
+        return documents, None
+    if isinstance(doc_ids, (str, bytes, Mapping)) or not hasattr(doc_ids, "__iter__"):
+        raise DecrankError(f"doc_ids must be a list of strings, not a {type(doc_ids).__name__}")
+    doc_ids = list(doc_ids)
+    if len(doc_ids) != len(documents):
+        raise DecrankError(f"{len(doc_ids)} doc_ids for {len(documents)} documents: give one id per document")
+    seen: set[str] = set()
+    for i, docid in enumerate(doc_ids):
+        if not isinstance(docid, str):
+            raise DecrankError(f"doc_ids[{i}] is a {type(docid).__name__}, not a string")
+        if docid in seen:
+            raise DecrankError(f"docid {docid} appears twice in doc_ids")
+        seen.add(docid)
+    return documents, doc_ids
+
+
 def _minmax(values: np.ndarray) -> np.ndarray:
     low, high = values.min(), values.max()
     with np.errstate(over="ignore"):
@@ -76,6 +103,16 @@ def order_hits(head: Sequence[Any], scores: np.ndarray, tail: Sequence[Any] = ()
     reranked = [_with_score(head[i], float(scores[i])) for i in order]
     floor = min((float(s) for s in scores), default=0.0)
     return reranked + [_with_score(h, floor - 1.0 - i) for i, h in enumerate(tail)]
+
+
+def _finite(scores: np.ndarray, query: str, qid: str | None, docids: Sequence[str]) -> np.ndarray:
+    """``scores`` when all are finite; else an error naming the query and the first docid affected."""
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if len(bad):
+        query_name = f"query {qid}" if qid is not None else f"query {query[:60]!r}"
+        raise DecrankError(f"non-finite score ({scores[bad[0]]}) for {query_name}, docid {docids[bad[0]]}: "
+                           "the model overflowed at this precision; use a wider one")
+    return scores
 
 
 def _check_alpha(alpha: float | None) -> None:
@@ -137,6 +174,11 @@ class Reranker(ABC):
     def where(self) -> str:
         """What candidates are looked up in, for error messages (``store PATH``, ``the corpus``)."""
 
+    @abstractmethod
+    def _score_texts(self, query: str, texts: Sequence[str], docids: Sequence[str] | None) -> np.ndarray:
+        """Scores of raw ``texts`` (at least one) for a non-empty ``query``; ``docids`` (or None) name them,
+        so that a method with stored states can use those where they were made from the same text."""
+
     # ------------------------------------------------------------------ scoring
     def score(self, query: str, docids: Sequence[str], qid: str | None = None) -> np.ndarray:
         """The method's score of each candidate for ``query``; an unknown candidate or a non-finite score
@@ -152,12 +194,47 @@ class Reranker(ABC):
         missing = self.missing(docids)
         if missing:
             raise MissingCandidatesError(self.where, missing, qid)
-        scores = np.asarray(self._score(query, docids))
-        bad = np.flatnonzero(~np.isfinite(scores))
-        if len(bad):
-            query_name = f"query {qid}" if qid is not None else f"query {query[:60]!r}"
-            raise DecrankError(f"non-finite score ({scores[bad[0]]}) for {query_name}, docid {docids[bad[0]]}: "
-                               "the model overflowed at this precision; use a wider one")
+        return _finite(np.asarray(self._score(query, docids)), query, qid, docids)
+
+    def score_texts(self, query: str, documents: Sequence[str], doc_ids: Sequence[str] | None = None) -> np.ndarray:
+        """The method's score of each raw text for ``query``, in their order (no first-stage scores, so no
+        ``alpha``). ``doc_ids`` name the texts: the decoder reads stored states for ids its store holds with
+        the same text, and encodes the rest."""
+        check_query(query)
+        documents, doc_ids = check_documents(documents, doc_ids)
+        names = doc_ids or [f"#{i}" for i in range(len(documents))]
+        return _finite(np.asarray(self._score_texts(query, documents, doc_ids)), query, None, names)
+
+    def rank(self, query: str, documents: Sequence[str], doc_ids: Sequence[str] | None = None, top_k: int | None = None,
+             return_documents: bool = False) -> list[dict]:
+        """``documents`` sorted by the method's score, in sentence-transformers' ``CrossEncoder.rank`` shape:
+        ``[{"corpus_id": ..., "score": ...[, "text": ...]}, ...]``, best first, ties in the given order.
+        ``corpus_id`` is the document's index in ``documents``, or its id where ``doc_ids`` are given;
+        ``top_k`` keeps the first ``top_k``."""
+        check_depth(top_k, "top_k")
+        scores = self.score_texts(query, documents, doc_ids)
+        documents = list(documents)
+        ids = list(doc_ids) if doc_ids is not None else None
+        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:top_k]
+        return [{"corpus_id": i if ids is None else ids[i], "score": float(scores[i]),
+                 **({"text": documents[i]} if return_documents else {})} for i in order]
+
+    def predict(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Scores of ``(query, document)`` pairs in their order, as ``CrossEncoder.predict`` gives them;
+        the documents of one query are scored together."""
+        if isinstance(pairs, (str, bytes, Mapping)) or not hasattr(pairs, "__iter__"):
+            raise DecrankError(f"pairs must be a list of (query, document) pairs, not a {type(pairs).__name__}")
+        pairs = list(pairs)
+        by_query: dict[str, list[int]] = {}
+        for i, pair in enumerate(pairs):
+            if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+                raise DecrankError(f"pair {i} is not a (query, document) pair")
+            if not isinstance(pair[0], str):
+                raise DecrankError(f"the query of pair {i} is a {type(pair[0]).__name__}, not a string")
+            by_query.setdefault(pair[0], []).append(i)
+        scores = np.zeros(len(pairs), dtype=np.float32)
+        for query, rows in by_query.items():
+            scores[rows] = self.score_texts(query, [pairs[i][1] for i in rows])
         return scores
 
     def _split(self, hits: Sequence[Any], k: int | None) -> tuple[list, list]:
@@ -271,7 +348,7 @@ class Reranker(ABC):
 
 class TextReranker(Reranker):
     """A method that reads the candidates' text (``texts``: docid -> text) rather than stored states;
-    ``source`` names where the texts came from in errors."""
+    ``source`` names where the texts came from in errors. A subclass implements ``_score_texts``."""
 
     def __init__(self, texts: Mapping[str, str] | None = None, batch_size: int = 32, alpha: float | None = None,
                  skip_missing: bool = False, source: str = "the texts given") -> None:
@@ -284,3 +361,6 @@ class TextReranker(Reranker):
 
     def missing(self, docids: Sequence[str]) -> list[str]:
         return [d for d in docids if d not in self.texts]
+
+    def _score(self, query: str, docids: Sequence[str]) -> np.ndarray:
+        return self._score_texts(query, [self.texts[d] for d in docids], docids)

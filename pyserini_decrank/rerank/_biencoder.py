@@ -52,7 +52,7 @@ class BiEncoderReranker(TextReranker):
             out.append(torch.nn.functional.normalize(pooled, dim=-1))
         return torch.cat(out).cpu()
 
-    def _score(self, query: str, docids: Sequence[str]) -> np.ndarray:
+    def _score_texts(self, query: str, texts: Sequence[str], docids: Sequence[str] | None) -> np.ndarray:
         q = self.embed([query])
-        d = self.embed([self.texts[x] for x in docids])
+        d = self.embed(list(texts))
         return (d @ q[0]).numpy().astype(np.float32)

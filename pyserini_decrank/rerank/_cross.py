@@ -55,9 +55,9 @@ class CrossAttentionReranker(TextReranker):
                                 decoder_input_ids=decoder_input, use_cache=False).logits[:, 0]
         return logits[:, [self.true_id, self.false_id]].float().log_softmax(-1)[:, 0].cpu()
 
-    def _score(self, query: str, docids: Sequence[str]) -> np.ndarray:
-        inputs = [TEMPLATE.format(query=query, document=self.texts[d]) for d in docids]
-        scores = np.empty(len(docids), dtype=np.float32)
+    def _score_texts(self, query: str, texts: Sequence[str], docids: Sequence[str] | None) -> np.ndarray:
+        inputs = [TEMPLATE.format(query=query, document=text) for text in texts]
+        scores = np.empty(len(inputs), dtype=np.float32)
         for start in range(0, len(inputs), self.batch_size):
             enc = self.tokenizer(inputs[start : start + self.batch_size], padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt")

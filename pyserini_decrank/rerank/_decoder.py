@@ -1,5 +1,6 @@
 """``DecoderReranker``: the query-time half of ED2LM. Only the decoder runs, over the query tokens,
-cross-attending to each candidate's stored encoder states."""
+cross-attending to each candidate's stored encoder states. Raw texts (``rank``) read the store as a cache:
+stored states where it holds the docid with the same text, the model's own encoder for the rest."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DecrankError
+import torch
+
 from ..model import DEFAULT_MODEL, QueryLikelihoodModel
-from ..store import EncoderStateStore
+from ..store import EncoderStateStore, text_hash
 from ._base import Reranker, _check_alpha
 
 
@@ -22,24 +25,26 @@ class DecoderReranker(Reranker):
     def __init__(
         self,
         model: QueryLikelihoodModel,
-        store: EncoderStateStore,
+        store: EncoderStateStore | None = None,
         batch_size: int = 32,
         skip_missing: bool = False,
         alpha: float | None = None,
     ) -> None:
+        """Without a ``store`` only raw texts can be scored (``rank``, ``predict``, ``score_texts``)."""
         super().__init__(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
-        self.cross_kv = store.manifest.model.get("content") == "cross-kv"
-        store.check_model(model.fingerprint("cross-kv" if self.cross_kv else "encoder-states"))
+        self.cross_kv = store is not None and store.manifest.model.get("content") == "cross-kv"
+        if store is not None:
+            store.check_model(model.fingerprint("cross-kv" if self.cross_kv else "encoder-states"))
+            if model.copy.active:  # a store written before token ids were kept is refused here, not at the first query
+                store.check_token_ids()
         self.model = model
         self.store = store
-        if model.copy.active:  # a store written before token ids were kept is refused here, not at the first query
-            store.check_token_ids()
 
     @classmethod
     def from_pretrained(
         cls,
         model: str = DEFAULT_MODEL,
-        store: str | EncoderStateStore = "",
+        store: str | EncoderStateStore | None = None,
         device: str = "cpu",
         batch_size: int = 32,
         skip_missing: bool = False,
@@ -47,12 +52,11 @@ class DecoderReranker(Reranker):
         copy: str | None = None,
         **model_kwargs,
     ) -> "DecoderReranker":
-        """``alpha="model"`` takes the alpha the model carries (chosen on its dev split); ``copy`` replaces the
-        copy-aware scoring the model declares (``none``, ``LAMBDA``, ``KIND:LAMBDA``, ``KIND``)."""
-        if not store:
-            raise DecrankError("DecoderReranker needs store=: a folder written by `decrank encode`",
-                               cli="--method decoder needs --store (a folder written by `decrank encode`)")
-        store = store if isinstance(store, EncoderStateStore) else EncoderStateStore(store)
+        """``store``: a folder written by `decrank encode` (without one, raw texts only); ``alpha="model"``
+        takes the alpha the model carries (chosen on its dev split); ``copy`` replaces the copy-aware scoring
+        the model declares (``none``, ``LAMBDA``, ``KIND:LAMBDA``, ``KIND``)."""
+        if store is not None and not isinstance(store, EncoderStateStore):
+            store = EncoderStateStore(store)
         qlm = QueryLikelihoodModel.from_pretrained(model, device=device, **model_kwargs)
         if copy is not None:
             qlm.set_copy(copy)
@@ -71,17 +75,49 @@ class DecoderReranker(Reranker):
 
     @property
     def where(self) -> str:
-        return f"store {self.store.path}"
+        return f"store {self.store.path}" if self.store is not None else "no store (DecoderReranker got none)"
 
     def missing(self, docids: Sequence[str]) -> list[str]:
-        return self.store.missing(docids)
+        return self.store.missing(docids) if self.store is not None else list(docids)
 
     def _score(self, query: str, docids: Sequence[str]) -> np.ndarray:
-        labels = self.model.query_labels(query)
         states, tokens = self.store.get_many_with_tokens(docids, with_tokens=self.model.copy.active)
+        return self._score_matrices(query, states, tokens)
+
+    def _score_texts(self, query: str, texts: Sequence[str], docids: Sequence[str] | None) -> np.ndarray:
+        stored = np.zeros(len(texts), dtype=bool)
+        if docids is not None and self.store is not None:
+            hashes = self.store.text_hashes_of(docids)  # 0 where not held (or no text recorded): encoded here
+            stored = np.array([h != 0 and h == text_hash(t) for h, t in zip(hashes.tolist(), texts)], dtype=bool)
+        states: list = [None] * len(texts)
+        tokens: list | None = [None] * len(texts) if self.model.copy.active else None
+        rows = np.flatnonzero(stored).tolist()
+        if rows:
+            got, got_tokens = self.store.get_many_with_tokens([docids[i] for i in rows], with_tokens=tokens is not None)
+            for j, i in enumerate(rows):
+                states[i] = got[j]
+                if tokens is not None:
+                    tokens[i] = got_tokens[j]
+        rows = np.flatnonzero(~stored).tolist()
+        if rows:  # as `decrank encode` would have stored them: the store's length and content
+            max_length = self.store.manifest.max_length if self.store is not None else None
+            ids = self.model.tokenize_documents([texts[i] for i in rows], max_length)
+            content = "cross-kv" if self.cross_kv else "encoder-states"
+            for start in range(0, len(rows), self.batch_size):
+                batch = ids[start : start + self.batch_size]
+                for i, matrix, doc_ids in zip(rows[start : start + self.batch_size],
+                                              self.model.store_matrices(batch, content), batch):
+                    states[i] = matrix
+                    if tokens is not None:
+                        tokens[i] = self.model.stored_token_ids(doc_ids)
+        return self._score_matrices(query, states, tokens)
+
+    def _score_matrices(self, query: str, states: Sequence[torch.Tensor], tokens: Sequence | None) -> np.ndarray:
+        """Scores of documents given as a store hands them back (states or keys/values, token ids to copy)."""
+        labels = self.model.query_labels(query)
         # longest first, so that each batch pads to about its own length
         order = sorted(range(len(states)), key=lambda i: states[i].shape[0], reverse=True)
-        scores = np.empty(len(docids), dtype=np.float32)
+        scores = np.empty(len(states), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             scores[batch] = self.model.score_documents(labels, [states[i] for i in batch], cross_kv=self.cross_kv,

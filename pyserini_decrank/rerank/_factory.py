@@ -29,8 +29,11 @@ def load_reranker(method: str, model: str | None = None, store: str | None = Non
                            cli=f"--copy is the decoder's copy-aware scoring; --method {method} has none")
     common = dict(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
     if method == "decoder":
+        if not store:
+            raise DecrankError("method 'decoder' re-ranks a run from stored states: give store= (a folder written by "
+                               "`decrank encode`)", cli="--method decoder needs --store (a folder written by `decrank encode`)")
         kwargs = {k: v for k, v in model_options.items() if v is not None}
-        return DecoderReranker.from_pretrained(*([model] if model else []), store=store or "", device=device,
+        return DecoderReranker.from_pretrained(*([model] if model else []), store=store, device=device,
                                                precision=precision, attention=attention, **common, **kwargs)
     if method not in METHODS:
         raise DecrankError(f"unknown method {method!r}; known: {', '.join(METHODS)}")

@@ -340,6 +340,17 @@ class EncoderStateStore:
                 out[docid] = int(hashes[row])
         return out
 
+    def text_hashes_of(self, docids: Sequence[str]) -> np.ndarray:
+        """The hash of the text each docid was encoded from (``text_hash``); 0 where the store does not hold
+        the docid or did not record its text, so that a caller can tell whether stored states fit a text."""
+        shards, rows = self.locate(docids)
+        out = np.zeros(len(docids), dtype=np.uint64)
+        for shard in np.unique(shards[shards >= 0]):
+            hashes = self._load(self._shard_dir(int(shard)) / TEXT_HASHES_FILE)
+            here = shards == shard
+            out[here] = hashes[rows[here]]
+        return out
+
     # ------------------------------------------------------------------ checks
     def check_model(self, fingerprint: dict, max_length: int | None = None) -> None:
         """Refuses a model whose encoder, tokenizer or document template did not build this store."""
