@@ -218,3 +218,13 @@ def test_rerank_copy_runs_and_its_errors_are_one_line(setup, tmp_path):
                            root / "topics.tsv", "--run", root / "run.txt", "--output", tmp_path / "x.txt", "--copy", "0.1")
     assert_one_line_error(code, err, "--copy is the decoder's")
     assert not (tmp_path / "x.txt").exists()
+
+
+@pytest.mark.parametrize("option,value", [("--copy", "0.2"), ("--head-precision", "fp32"), ("--cross-attention", "project"),
+                                          ("--query-prefix", "q: "), ("--document-prefix", "d: ")])
+def test_decoder_only_options_are_refused_for_other_methods(setup, tmp_path, option, value):
+    root, _ = setup
+    code, _, err = run_cli("rerank", "--method", "biencoder", "--corpus", root / "corpus.tsv", "--topics",
+                           root / "topics.tsv", "--run", root / "run.txt", "--output", tmp_path / "bi.txt", option, value)
+    assert_one_line_error(code, err, f"{option} is an option of --method decoder; --method biencoder has none")
+    assert not (tmp_path / "bi.txt").exists()

@@ -12,6 +12,9 @@ from ._cross import DEFAULT_CROSS_MODEL, CrossAttentionReranker
 from ._decoder import MODEL_ALPHA, DecoderReranker
 
 METHODS = ("decoder", "cross", "biencoder")
+# options only the decoder's model takes, with the value that means "not given"
+DECODER_OPTIONS = {"copy": None, "head_precision": "compute", "cross_attention": "auto", "document_prefix": None,
+                   "query_prefix": None}
 
 
 def load_reranker(method: str, model: str | None = None, store: str | None = None, corpus: str | None = None,
@@ -24,9 +27,11 @@ def load_reranker(method: str, model: str | None = None, store: str | None = Non
     if alpha == MODEL_ALPHA and method != "decoder":
         raise DecrankError(f"alpha='model' is the decoder model's own alpha; method {method!r} has none",
                            cli=f"--alpha model is the decoder model's own alpha; --method {method} has none: give a number")
-    if model_options.get("copy") is not None and method != "decoder":
-        raise DecrankError(f"copy is the decoder's copy-aware scoring; method {method!r} has none",
-                           cli=f"--copy is the decoder's copy-aware scoring; --method {method} has none")
+    for name, unset in DECODER_OPTIONS.items():
+        if method != "decoder" and model_options.get(name, unset) != unset:
+            option = "--" + name.replace("_", "-")
+            raise DecrankError(f"{name} is an option of the decoder's model; method {method!r} has none",
+                               cli=f"{option} is an option of --method decoder; --method {method} has none")
     common = dict(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
     if method == "decoder":
         if not store:
