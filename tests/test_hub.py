@@ -126,3 +126,14 @@ def test_save_pretrained_writes_what_plain_transformers_loads_and_a_hub_model_ca
     (tmp_path / "t5" / "README.md").write_text("my own card\n")
     qlm.save_pretrained(tmp_path / "t5")  # no card given: a card already there is the user's and stays
     assert (tmp_path / "t5" / "README.md").read_text() == "my own card\n"
+
+
+def test_a_hub_id_not_in_the_cache_while_offline_is_one_error_line(tmp_path, docs):
+    (tmp_path / "hf").mkdir()
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    env.pop("HF_HUB_CACHE", None)
+    out = subprocess.run([sys.executable, "-m", "pyserini_decrank", "encode", "--model", "someone/not-cached",
+                          "--corpus", str(_corpus(tmp_path, docs)), "--store", str(tmp_path / "store")],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert "cannot load model 'someone/not-cached'" in _one_error_line(out)
+    assert not (tmp_path / "store").exists()
