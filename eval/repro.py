@@ -1,16 +1,28 @@
-"""Checks a reproduction page: re-scores every committed run it lists and prints OK or FAIL per cell.
+"""A reproduction page that re-runs itself: makes a condition's run from its command template, re-scores the
+committed runs, and writes the page's Markdown table, all from one YAML file.
 
-    python -m eval.repro --check [--config run_files/repro.yaml] [--data ../shared/data]
-    python -m eval.repro --table [--config ...]     # the page's Markdown table of expected scores
+    python -m eval.repro --run CONDITION [--collection NAME] --data DIR [--workdir runs/repro]
+    python -m eval.repro --check [--config run_files/repro.yaml] [--data DIR]
+    python -m eval.repro --table [MEASURE] [--write run_files/README.md]
 
-Run from the repository root. A cell is OK when the measure, rounded to four places as the page writes it,
-equals the page's figure. Exit status 1 on any FAIL; a run or qrels file that is absent is a FAIL, except
-qrels under ``{data}`` when that folder does not exist at all (SKIP: the shared data is not on this machine).
+Run from the repository root. ``--run`` fills the condition's command (a template over the collection's
+inputs: ``$corpus``, ``$topics``, ``$qrels``, ``$run``, ...; ``$output``, ``$model``, ``$workdir``, and
+``$<condition>_run`` for another condition's committed run), runs it with bash, scores ``$output`` and
+prints OK or FAIL per measure, and whether the run equals the committed one. A cell is OK when the measure,
+rounded to four places as the page writes it, equals the page's figure. Exit status 1 on any FAIL; a run or
+qrels file that is absent is a FAIL, except files under ``{data}`` when that folder does not exist at all
+(SKIP: the data is not on this machine). ``--table --write PAGE`` replaces the table between the page's
+``<!-- repro-table MEASURE -->`` and ``<!-- /repro-table -->`` markers.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import shlex
+import string
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,24 +64,102 @@ def check(config: dict, data: str = DEFAULT_DATA, base: Path = Path(".")) -> lis
             def all_cells(status: str, why: str) -> list[Cell]:
                 return [Cell(condition["name"], name, m, v, None, status, why) for m, v in expected.items()]
 
-            qrels_path = _path(collection["qrels"], data, base)
-            run_path = _path(entry["run"], data, base)
-            needs_data = "{data}" in collection["qrels"] or "{data}" in entry["run"]
+            qrels = _qrels_template(collection)
+            needs_data = "{data}" in qrels or "{data}" in entry["run"]
             if needs_data and not _path(data, data, base).is_dir():
                 cells += all_cells("SKIP", f"no data folder {data}")
                 continue
-            try:
-                evaluation = evaluate_run(read_qrels(str(qrels_path)), read_run(run_path), list(expected),
-                                          collection.get("relevance_level", 1), name=condition["name"])
-            except DecrankError as exc:
-                cells += all_cells("FAIL", str(exc))
-                continue
-            for measure, value in expected.items():
-                got = evaluation.means[measure]
-                ok = round(got, 4) == round(float(value), 4)
-                cells.append(Cell(condition["name"], name, measure, float(value), got, "OK" if ok else "FAIL",
-                                  "" if ok else f"expected {float(value):.4f}"))
+            cells += score_cells(condition["name"], name, collection, expected, _path(entry["run"], data, base),
+                                 _path(qrels, data, base))
     return cells
+
+
+def _qrels_template(collection: dict) -> str:
+    return collection.get("inputs", collection)["qrels"]
+
+
+def score_cells(condition: str, name: str, collection: dict, expected: dict, run_path: Path,
+                qrels_path: Path) -> list[Cell]:
+    """One cell per expected measure of the run at ``run_path``."""
+    try:
+        evaluation = evaluate_run(read_qrels(str(qrels_path)), read_run(run_path), list(expected),
+                                  collection.get("relevance_level", 1), name=condition)
+    except DecrankError as exc:
+        return [Cell(condition, name, m, float(v), None, "FAIL", str(exc)) for m, v in expected.items()]
+    cells = []
+    for measure, value in expected.items():
+        got = evaluation.means[measure]
+        ok = round(got, 4) == round(float(value), 4)
+        cells.append(Cell(condition, name, measure, float(value), got, "OK" if ok else "FAIL",
+                          "" if ok else f"expected {float(value):.4f}"))
+    return cells
+
+
+def command_for(config: dict, condition: dict, collection_name: str, data: str, workdir: Path,
+                output: Path, base: Path = Path(".")) -> str:
+    """The condition's command for one collection, every ``$name`` filled (quoted for bash)."""
+    collection = config["collections"][collection_name]
+    values = {k: str(_path(v, data, base)) if v and ("/" in v or "{data}" in v) else v
+              for k, v in collection["inputs"].items()}
+    values.update(output=str(output), workdir=str(workdir), relevance_level=str(collection.get("relevance_level", 1)))
+    if "model" in condition:
+        values["model"] = condition["model"]
+    for other in config["conditions"]:
+        if collection_name in other["runs"]:
+            values[other["name"].replace("-", "_") + "_run"] = str(_path(other["runs"][collection_name]["run"], data, base))
+    quoted = {k: shlex.quote(v) if k != "bm25_options" else v for k, v in values.items()}
+    try:
+        return string.Template(condition["command"]).substitute(quoted)
+    except KeyError as exc:
+        raise DecrankError(f"condition {condition['name']}: its command names ${exc.args[0]}, which collection "
+                           f"{collection_name} does not give") from None
+
+
+def rerun(config: dict, name: str, data: str, workdir: str, only: str | None = None, base: Path = Path(".")) -> list[Cell]:
+    """Makes the condition's run for each collection (or ``only``) from its command and scores it."""
+    conditions = {c["name"]: c for c in config["conditions"]}
+    if name not in conditions:
+        raise DecrankError(f"unknown condition {name!r}; the page has: {', '.join(conditions)}")
+    condition = conditions[name]
+    if only is not None and only not in condition["runs"]:
+        raise DecrankError(f"condition {name} has no run for collection {only!r}; it has: {', '.join(condition['runs'])}")
+    cells = []
+    for collection_name, entry in condition["runs"].items():
+        if only is not None and collection_name != only:
+            continue
+        collection = config["collections"][collection_name]
+        if collection_name in condition.get("given", []):
+            print(f"-- {name} / {collection_name}: the run is an input ({entry['run']}), nothing to make", file=sys.stderr)
+            continue
+        uses_data = any("{data}" in str(v) for v in collection["inputs"].values())
+        if uses_data and not _path(data, data, base).is_dir():
+            cells += [Cell(name, collection_name, m, float(v), None, "SKIP", f"no data folder {data}")
+                      for m, v in entry["scores"].items()]
+            continue
+        folder = base / workdir / collection_name
+        folder.mkdir(parents=True, exist_ok=True)
+        output = folder / f"{name}.txt"
+        command = command_for(config, condition, collection_name, data, folder, output, base)
+        print(f"-- {name} / {collection_name}: {command}", file=sys.stderr)
+        # `python` and `decrank` are this interpreter's, as in the environment that runs the page
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        done = subprocess.run(["bash", "-o", "pipefail", "-ec", command], cwd=base, env=env, stdout=sys.stderr)
+        if done.returncode != 0:
+            cells += [Cell(name, collection_name, m, float(v), None, "FAIL", f"the command failed ({done.returncode})")
+                      for m, v in entry["scores"].items()]
+            continue
+        cells += score_cells(name, collection_name, collection, entry["scores"], output,
+                             _path(_qrels_template(collection), data, base))
+        committed = _path(entry["run"], data, base)
+        same = committed.is_file() and _ranking(committed) == _ranking(output)
+        print(f"-- {name} / {collection_name}: {output} ranks {'as' if same else 'differently from'} {committed}",
+              file=sys.stderr)
+    return cells
+
+
+def _ranking(path: Path) -> list[tuple[str, str, str]]:
+    """(qid, docid, rank) of every line: what a re-made run must repeat (scores may differ in the last digits)."""
+    return [tuple(line.split()[i] for i in (0, 2, 3)) for line in path.read_text().splitlines() if line.strip()]
 
 
 def table(config: dict, measure: str | None = None) -> str:
@@ -85,19 +175,41 @@ def table(config: dict, measure: str | None = None) -> str:
     return "\n".join(lines)
 
 
+TABLE_MARKERS = re.compile(r"(<!-- repro-table (\S+) -->\n)(.*?)(<!-- /repro-table -->)", re.S)
+
+
+def write_tables(config: dict, page: Path) -> int:
+    """Replaces every marked table of ``page`` with the one the YAML gives; the number replaced."""
+    text = page.read_text()
+    new, count = TABLE_MARKERS.subn(lambda m: m.group(1) + table(config, m.group(2)) + "\n" + m.group(4), text)
+    page.write_text(new)
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=DEFAULT_CONFIG)
-    ap.add_argument("--data", default=DEFAULT_DATA, help="the shared data folder that {data} stands for")
+    ap.add_argument("--data", default=DEFAULT_DATA, help="the data folder that {data} stands for")
+    ap.add_argument("--collection", default=None, help="--run: only this collection")
+    ap.add_argument("--workdir", default="runs/repro", help="--run: where runs, indexes and stores are made")
+    ap.add_argument("--write", default=None, metavar="PAGE", help="--table: replace the marked tables of PAGE")
     what = ap.add_mutually_exclusive_group(required=True)
     what.add_argument("--check", action="store_true")
+    what.add_argument("--run", metavar="CONDITION")
     what.add_argument("--table", nargs="?", const="", metavar="MEASURE")
     args = ap.parse_args(argv)
     config = yaml.safe_load(Path(args.config).read_text())
     if args.table is not None:
-        print(table(config, args.table or None))
+        if args.write:
+            print(f"{write_tables(config, Path(args.write))} table(s) written to {args.write}")
+        else:
+            print(table(config, args.table or None))
         return 0
-    cells = check(config, args.data)
+    try:
+        cells = rerun(config, args.run, args.data, args.workdir, args.collection) if args.run else check(config, args.data)
+    except DecrankError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for c in cells:
         got = "" if c.measured is None else f"{c.measured:.4f}"
         print(f"{c.status:<4}  {c.collection:<8}  {c.condition:<28}  {c.measure:<14}  {got:>6}  {c.why}".rstrip())
