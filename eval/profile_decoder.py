@@ -18,7 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from pyserini_decrank import retain_freed_memory
-from pyserini_decrank.bench import CONTENTS, load_bench_model, make_candidates
+from pyserini_decrank.bench import DECODER_PATHS, load_bench_model, make_candidates
 from pyserini_decrank.model import QueryLikelihoodModel, ScoringConfig
 from pyserini_decrank.model import set_attention
 from pyserini_decrank.rerank import CrossAttentionReranker
@@ -44,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", default="t5-base")
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--content", default="cross-kv", choices=list(CONTENTS))
+    parser.add_argument("--content", default="cross-kv", choices=list(DECODER_PATHS))
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--doc-tokens", type=int, default=80)
     parser.add_argument("--query-tokens", type=int, default=10)

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import click
 
-from .bench import CONTENTS as BENCH_CONTENTS
+from .bench import DECODER_PATHS
 from .errors import DecrankError
-from .model import COPY_KINDS, DEFAULT_MODEL, OBJECTIVES
+from .encode import ON_DUPLICATE
+from .model import ATTENTIONS, COPY_KINDS, CROSS_ATTENTIONS, DEFAULT_MODEL, HEAD_PRECISIONS, OBJECTIVES, PRECISIONS
+from .rerank import METHODS, MODEL_ALPHA
+from .train import NEGATIVE_KINDS, TEACHERS
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
@@ -77,7 +80,13 @@ class AlphaOrModel(AtLeast):
         self.name = "number in [0, 1] or 'model'"
 
     def convert(self, value, param, ctx):
-        return value if value == "model" else super().convert(value, param, ctx)
+        if value == MODEL_ALPHA:
+            return value
+        number = super().convert(value, param, ctx)
+        if number > 1:
+            option = param.opts[0] if param is not None and param.opts else "the value"
+            raise DecrankError(f"{option} must lie in [0, 1], not {value}")
+        return number
 
 
 class CopyOption(click.ParamType):
@@ -161,7 +170,7 @@ def main() -> None:
 @click.option("--document-prefix", default=None, help="Text put before every document [default: the model's].")
 @click.option("--cross-kv", is_flag=True, help="Store every decoder layer's cross-attention keys/values instead of the "
               "encoder states: faster queries, 2 x layers x the size, tied to this decoder.")
-@click.option("--on-duplicate", type=click.Choice(["error", "first"]), default="error", show_default=True,
+@click.option("--on-duplicate", type=click.Choice(ON_DUPLICATE), default="error", show_default=True,
               help="A docid seen twice in the corpus: an error, or keep its first document.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=POSITIVE, default=None, help="Torch threads [default: torch's].")
@@ -193,7 +202,7 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 
 
 @main.command()
-@click.option("--method", type=click.Choice(["decoder", "cross", "biencoder"]), default="decoder", show_default=True,
+@click.option("--method", type=click.Choice(METHODS), default="decoder", show_default=True,
               help="decoder: ED2LM over stored states; cross: monoT5-style cross-attention (castorini/monot5-*); "
                    "biencoder: all-MiniLM-L6-v2 cosine, embedding on the fly.")
 @click.option("--model", default=None, help=f"Model folder, hub id or packaged name [default: {DEFAULT_MODEL}; the method's own].")
@@ -211,13 +220,13 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
               help="Also write the run at this --alpha (a number or `model`) to PATH, from the same scores (the model runs once); repeatable.")
 @click.option("--tag", default="decrank", show_default=True)
 @click.option("--skip-missing", is_flag=True, help="Drop candidates the store lacks instead of failing.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True,
               help="Compute precision of the model's matrix products (log-softmax stays fp32).")
-@click.option("--head-precision", type=click.Choice(["compute", "fp32"]), default="compute", show_default=True,
+@click.option("--head-precision", type=click.Choice(HEAD_PRECISIONS), default="compute", show_default=True,
               help="Decoder method: fp32 keeps the vocabulary projection in fp32 under --precision bf16/fp16 (closer rankings, slower).")
-@click.option("--attention", type=click.Choice(["sdpa", "eager"]), default=None,
+@click.option("--attention", type=click.Choice(ATTENTIONS), default=None,
               help="Attention kernel [default: the library's, sdpa]; eager was faster for the decoder's short rows on a 2-core CPU.")
-@click.option("--cross-attention", type=click.Choice(["auto", "project", "absorbed"]), default="auto", show_default=True,
+@click.option("--cross-attention", type=click.Choice(CROSS_ATTENTIONS), default="auto", show_default=True,
               help="Decoder method: how the decoder reads stored encoder states. absorbed folds the key/value projections "
                    "into the query (same scores, fewer FLOPs); project runs the library's; auto absorbs where the family is known.")
 @click.option("--copy", type=CopyOption(), default=None,
@@ -238,9 +247,6 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
     from .io import check_tag, read_run, read_topics, refuse_overwriting_inputs
     from .rerank import load_reranker
 
-    for name, value in [("--alpha", alpha), *(("--interpolated", a) for a, _ in interpolated)]:
-        if value is not None and value != "model" and not 0.0 <= value <= 1.0:
-            raise DecrankError(f"{name} must lie in [0, 1], not {value}")
     check_tag(tag, "--tag")
     refuse_overwriting_inputs([("--output", output), *(("--interpolated", path) for _, path in interpolated)],
                               [("--run", run_path), ("--topics", topics), ("--corpus", corpus), ("--store", store),
@@ -256,14 +262,7 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
                    attention=attention, document_prefix=document_prefix, query_prefix=query_prefix,
                    head_precision=head_precision, cross_attention=cross_attention, copy=copy)
     reranker = load_reranker(**options)
-    def resolved(alpha):
-        if alpha != "model":
-            return alpha
-        if not hasattr(reranker, "model_alpha"):
-            raise DecrankError(f"--interpolated model is the decoder model's own alpha; --method {method} has none: give a number")
-        return reranker.model_alpha()
-
-    resolved_interpolated = [(resolved(a), path) for a, path in interpolated]
+    resolved_interpolated = [(reranker.resolve_alpha(a, "interpolated"), path) for a, path in interpolated]
     if ray_address:
         from .cluster import write_run_on_ray
 
@@ -306,10 +305,10 @@ def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
 @click.option("--objective", type=click.Choice(list(OBJECTIVES)), default="mle", show_default=True,
               help="distil: the teacher's ranking of BM25-mined lists, taught to the query log-likelihood; label-distil: taught "
                    "to the relevance token after the query (plus the log-likelihood with --label-adds-likelihood).")
-@click.option("--negatives", type=click.Choice(["in-batch", "random", "bm25"]), default="in-batch", show_default=True, help="For unlikelihood, rll, label and distil (bm25).")
+@click.option("--negatives", type=click.Choice(NEGATIVE_KINDS), default="in-batch", show_default=True, help="For unlikelihood, rll, label and distil (bm25).")
 @click.option("--num-negatives", type=POSITIVE, default=3, show_default=True, help="Per training query (distil: its list is the positive and these).")
 @click.option("--mine-depth", type=POSITIVE, default=20, show_default=True, help="BM25 hits mined per training query.")
-@click.option("--teacher", type=click.Choice(["biencoder", "bm25+biencoder"]), default="biencoder", show_default=True,
+@click.option("--teacher", type=click.Choice(TEACHERS), default="biencoder", show_default=True,
               help="distil: the frozen encoder mean-pooled (the all-MiniLM-L6-v2 bi-encoder), or that mixed with BM25.")
 @click.option("--teacher-alpha", type=AtLeast(0, float), default=0.5, show_default=True, help="distil, bm25+biencoder: BM25's weight.")
 @click.option("--temperature", type=AtLeast(0, float, strict=True), default=0.05, show_default=True, help="distil: the teacher's softmax temperature.")
@@ -356,18 +355,18 @@ def train(**options) -> None:
 @click.option("--depth", "depths", multiple=True, type=POSITIVE, default=[100], show_default=True, help="Candidates per query; repeatable.")
 @click.option("--doc-tokens", "doc_tokens", multiple=True, type=POSITIVE, default=[80], show_default=True, help="Repeatable.")
 @click.option("--query-tokens", type=POSITIVE, default=10, show_default=True)
-@click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "bf16", "fp16"]), default=["fp32"], show_default=True, help="Repeatable.")
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(list(PRECISIONS)), default=["fp32"], show_default=True, help="Repeatable.")
 @click.option("--queries", type=POSITIVE, default=5, show_default=True, help="Timed queries per configuration (after one warm-up).")
 @click.option("--batch-size", type=POSITIVE, default=100, show_default=True)
 @click.option("--threads", type=POSITIVE, default=None, help="Torch threads [default: torch's].")
-@click.option("--content", "contents", multiple=True, type=click.Choice(BENCH_CONTENTS),
-              default=list(BENCH_CONTENTS), show_default=True,
+@click.option("--content", "contents", multiple=True, type=click.Choice(DECODER_PATHS),
+              default=list(DECODER_PATHS), show_default=True,
               help="What the decoder path reads and how: encoder states through the key/value projections, stored "
                    "cross-attention keys/values, or encoder states with the projections absorbed; repeatable.")
 @click.option("--codec", "codecs", multiple=True, default=[None],
               help="Codec of the store the decoder reads (fp16, SQ8, PQ64, ... trained on the candidates' states) "
                    "[default: numbers in the compute precision]; repeatable. Cross-kv stores take fp32/fp16/bf16 only.")
-@click.option("--attention", type=click.Choice(["sdpa", "eager"]), default=None,
+@click.option("--attention", type=click.Choice(ATTENTIONS), default=None,
               help="Attention kernel of both paths [default: the library's, sdpa].")
 @click.option("--biencoder", is_flag=True, help="Also time all-MiniLM-L6-v2 embedding the candidates on the fly.")
 @click.option("--copy", type=CopyOption(), default="none", show_default=True,

@@ -216,7 +216,7 @@ def test_rerank_copy_runs_and_its_errors_are_one_line(setup, tmp_path):
         assert_one_line_error(code, err, fragment)
     code, _, err = run_cli("rerank", "--method", "biencoder", "--corpus", root / "corpus.tsv", "--topics",
                            root / "topics.tsv", "--run", root / "run.txt", "--output", tmp_path / "x.txt", "--copy", "0.1")
-    assert_one_line_error(code, err, "--copy is the decoder's")
+    assert_one_line_error(code, err, "--copy is an option of --method decoder")
     assert not (tmp_path / "x.txt").exists()
 
 

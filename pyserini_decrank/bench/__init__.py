@@ -1,7 +1,7 @@
 """Benchmarking the decoder-only path against cross-attention (``decrank bench``)."""
 
-from ._bench import (CONTENTS, SHAPES, BenchResult, Candidates, CrossTiming, bench_one, codec_fits_content,
+from ._bench import (DECODER_PATHS, SHAPES, BenchResult, Candidates, CrossTiming, bench_one, codec_fits_content,
                      load_bench_model, make_candidates, matmul_peak_gflops, plot, save_json)
 
-__all__ = ["CONTENTS", "SHAPES", "BenchResult", "Candidates", "CrossTiming", "bench_one", "codec_fits_content",
+__all__ = ["DECODER_PATHS", "SHAPES", "BenchResult", "Candidates", "CrossTiming", "bench_one", "codec_fits_content",
            "load_bench_model", "make_candidates", "matmul_peak_gflops", "plot", "save_json"]

@@ -35,7 +35,7 @@ TEMPLATE_TOKENS = 8  # "Query: ... Document: ... Relevant:" around query and doc
 @dataclass
 class BenchResult:
     shape: str
-    content: str  # what the decoder path reads and how (``CONTENTS``)
+    content: str  # what the decoder path reads and how (``DECODER_PATHS``)
     codec: str  # the codec of the store it reads
     bytes_per_token: float  # that store's bytes per token
     depth: int
@@ -167,7 +167,9 @@ def _p95(values: list[float]) -> float:
 
 # what the decoder path reads and how: encoder states through the library's key/value projections, stored
 # cross-attention keys/values, or encoder states with the projections absorbed into the query
-CONTENTS = ("encoder-states", "cross-kv", "absorbed")
+# how the timed decoder path reads a store: encoder states projected by the library, stored keys/values,
+# or encoder states with cross-attention absorbed (``model.CONTENTS`` is what a store holds)
+DECODER_PATHS = ("encoder-states", "cross-kv", "absorbed")
 NUMERIC_CODECS = ("fp32", "fp16", "bf16")
 
 
@@ -237,8 +239,8 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
     baseline (timed here, or once for all rows that share ``cross_timing``); with ``copy``, the decoder path
     with that copy-aware scoring is timed too, alternating with the plain one query by query (a learned
     gate is a fresh copy head: its cost does not depend on its weights)."""
-    if content not in CONTENTS:
-        raise DecrankError(f"unknown bench content {content!r}; known: {', '.join(CONTENTS)}")
+    if content not in DECODER_PATHS:
+        raise DecrankError(f"unknown bench content {content!r}; known: {', '.join(DECODER_PATHS)}")
     qlm = QueryLikelihoodModel(model, tokenizer, ScoringConfig(), name_or_path=shape, precision=precision,
                                cross_attention=_cross_attention_of(content))
     cross = CrossAttentionReranker(model, tokenizer, precision=precision)

@@ -115,6 +115,9 @@ def _finite(scores: np.ndarray, query: str, qid: str | None, docids: Sequence[st
     return scores
 
 
+MODEL_ALPHA = "model"  # in place of a number: the alpha the model carries (its decrank_config.json)
+
+
 def _check_alpha(alpha: float | None) -> None:
     if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0):
         raise DecrankError(f"alpha must be a number in [0, 1], not {alpha!r}")
@@ -154,11 +157,27 @@ class Reranker(ABC):
     better), ``missing`` (the candidates it cannot score) and ``where`` (what it looks them up in).
     """
 
-    def __init__(self, batch_size: int = 32, alpha: float | None = None, skip_missing: bool = False) -> None:
+    method = ""  # the name `decrank rerank --method` knows it by
+
+    def __init__(self, batch_size: int = 32, alpha: float | str | None = None, skip_missing: bool = False) -> None:
+        """``alpha``: None (the method's own score), a number in [0, 1], or ``"model"`` (``resolve_alpha``)."""
         if batch_size < 1:
             raise DecrankError(f"batch_size must be at least 1, not {batch_size}")
-        _check_alpha(alpha)
-        self.batch_size, self.alpha, self.skip_missing = batch_size, alpha, skip_missing
+        self.batch_size, self.skip_missing = batch_size, skip_missing
+        self.alpha = self.resolve_alpha(alpha)
+
+    # ------------------------------------------------------------------ the first stage's weight
+    def model_alpha(self, option: str = "alpha") -> float:
+        """The alpha the method's model carries; only a decoder model carries one."""
+        raise DecrankError(f"{option} 'model' is the decoder model's own alpha; {type(self).__name__} has none",
+                           cli=f"--{option} model is the decoder model's own alpha; --method {self.method} has none: "
+                               "give a number")
+
+    def resolve_alpha(self, alpha: float | str | None, option: str = "alpha") -> float | None:
+        """The one place an alpha is read: None, a number in [0, 1], or ``"model"`` for ``model_alpha()``."""
+        value = self.model_alpha(option) if alpha == MODEL_ALPHA else alpha
+        _check_alpha(value)
+        return value
 
     # ------------------------------------------------------------------ what a method implements
     @abstractmethod

@@ -16,6 +16,8 @@ from ._base import TextReranker
 class BiEncoderReranker(TextReranker):
     """Cosine of mean-pooled embeddings; needs the candidates' text (``texts``: docid -> text)."""
 
+    method = "biencoder"
+
     def __init__(self, model, tokenizer, texts: Mapping[str, str] | None = None, max_length: int = 256, batch_size: int = 32,
                  alpha: float | None = None, skip_missing: bool = False, source: str = "the texts given",
                  device: str = "cpu", precision: str = "fp32", attention: str | None = None) -> None:

@@ -21,6 +21,10 @@ TEMPLATE = "Query: {query} Document: {document} Relevant:"
 
 
 class CrossAttentionReranker(TextReranker):
+    """monoT5's score: log p(true) against false after the query and document, read in one forward."""
+
+    method = "cross"
+
     def __init__(self, model, tokenizer, texts: Mapping[str, str] | None = None, batch_size: int = 32,
                  max_length: int = 512, alpha: float | None = None, skip_missing: bool = False, source: str = "the texts given",
                  precision: str = "fp32", device: str = "cpu", attention: str | None = None) -> None:

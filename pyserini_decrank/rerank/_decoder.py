@@ -13,14 +13,13 @@ import torch
 
 from ..model import DEFAULT_MODEL, QueryLikelihoodModel
 from ..store import EncoderStateStore, text_hash
-from ._base import Reranker, _check_alpha
-
-
-MODEL_ALPHA = "model"  # in place of a number: the alpha the model carries
+from ._base import Reranker
 
 
 class DecoderReranker(Reranker):
     """Re-ranks first-stage hits by the decoder's likelihood of the query given each document."""
+
+    method = "decoder"
 
     def __init__(
         self,
@@ -28,16 +27,16 @@ class DecoderReranker(Reranker):
         store: EncoderStateStore | None = None,
         batch_size: int = 32,
         skip_missing: bool = False,
-        alpha: float | None = None,
+        alpha: float | str | None = None,
     ) -> None:
         """Without a ``store`` only raw texts can be scored (``rank``, ``predict``, ``score_texts``)."""
+        self.model = model  # first: ``alpha="model"`` reads it
         super().__init__(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
         self.cross_kv = store is not None and store.manifest.model.get("content") == "cross-kv"
         if store is not None:
             store.check_model(model.fingerprint("cross-kv" if self.cross_kv else "encoder-states"))
             if model.copy.active:  # a store written before token ids were kept is refused here, not at the first query
                 store.check_token_ids()
-        self.model = model
         self.store = store
 
     @classmethod
@@ -60,17 +59,14 @@ class DecoderReranker(Reranker):
         qlm = QueryLikelihoodModel.from_pretrained(model, device=device, **model_kwargs)
         if copy is not None:
             qlm.set_copy(copy)
-        reranker = cls(qlm, store, batch_size=batch_size, skip_missing=skip_missing)
-        reranker.alpha = reranker.model_alpha() if alpha == MODEL_ALPHA else alpha
-        _check_alpha(reranker.alpha)
-        return reranker
+        return cls(qlm, store, batch_size=batch_size, skip_missing=skip_missing, alpha=alpha)
 
-    def model_alpha(self) -> float:
+    def model_alpha(self, option: str = "alpha") -> float:
         """The alpha the model carries (``decrank_config.json``), chosen on its dev split."""
         if self.model.config.alpha is None:
             name = self.model.name_or_path
             raise DecrankError(f"model {name} carries no alpha in its decrank_config.json; give a number",
-                               cli=f"--alpha model: model {name} carries no alpha in its decrank_config.json; give a number")
+                               cli=f"--{option} model: model {name} carries no alpha in its decrank_config.json; give a number")
         return self.model.config.alpha
 
     @property

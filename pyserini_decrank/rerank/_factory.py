@@ -9,9 +9,9 @@ from ..io import read_corpus
 from ._base import Reranker
 from ._biencoder import BiEncoderReranker
 from ._cross import DEFAULT_CROSS_MODEL, CrossAttentionReranker
-from ._decoder import MODEL_ALPHA, DecoderReranker
+from ._decoder import DecoderReranker
 
-METHODS = ("decoder", "cross", "biencoder")
+METHODS = tuple(cls.method for cls in (DecoderReranker, CrossAttentionReranker, BiEncoderReranker))
 # options only the decoder's model takes, with the value that means "not given"
 DECODER_OPTIONS = {"copy": None, "head_precision": "compute", "cross_attention": "auto", "document_prefix": None,
                    "query_prefix": None}
@@ -24,9 +24,6 @@ def load_reranker(method: str, model: str | None = None, store: str | None = Non
     """``decoder`` reads ``store``; ``cross`` and ``biencoder`` read the text of ``docids`` (all if None)
     from ``corpus``. ``model_options`` go to the decoder's model (prefixes, head precision). ``alpha="model"``
     (decoder only) is the alpha the model carries."""
-    if alpha == MODEL_ALPHA and method != "decoder":
-        raise DecrankError(f"alpha='model' is the decoder model's own alpha; method {method!r} has none",
-                           cli=f"--alpha model is the decoder model's own alpha; --method {method} has none: give a number")
     for name, unset in DECODER_OPTIONS.items():
         if method != "decoder" and model_options.get(name, unset) != unset:
             option = "--" + name.replace("_", "-")
