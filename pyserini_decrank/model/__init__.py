@@ -9,10 +9,11 @@ from ._fingerprint import tokenizer_sha256, weights_sha256
 from ._packaged import (BASE_PACKAGE, DECODER_WEIGHTS, DEFAULT_MODEL, MINILM_HUB_ID, MINILM_WEIGHTS_SHA256, SHARED_KEYS,
                         build_minilm_encoder_decoder, check_minilm_weights,
                         has_minilm_encoder, load_seq2seq, minilm_path, resolve_model, save_decoder_delta)
+from ._scores import interpolate, mean_pool, minmax
 from ._seq2seq import CONTENTS, CROSS_ATTENTIONS, QueryLikelihoodModel, check_device, word_token_id
 
 __all__ = [
-    "ATTENTIONS", "BASE_PACKAGE", "CROSS_ATTENTIONS", "MINILM_HUB_ID", "MINILM_WEIGHTS_SHA256", "ModelCard", "check_minilm_weights", "CONTENTS", "COPY_HEAD_FILE", "COPY_KINDS", "CopyHead", "CopySpec", "INITIAL_GATE", "copyable_tokens",
+    "ATTENTIONS", "BASE_PACKAGE", "CROSS_ATTENTIONS", "MINILM_HUB_ID", "MINILM_WEIGHTS_SHA256", "ModelCard", "check_minilm_weights", "interpolate", "mean_pool", "minmax", "CONTENTS", "COPY_HEAD_FILE", "COPY_KINDS", "CopyHead", "CopySpec", "INITIAL_GATE", "copyable_tokens",
     "fixed_log_gates", "mix_log_probs", "DECODER_WEIGHTS", "DEFAULT_MODEL", "HEAD_PRECISIONS", "OBJECTIVES",
     "PRECISIONS", "SHARED_KEYS", "ComputePrecision", "ComputeWeights", "QueryLikelihoodModel", "ScoringConfig",
     "build_minilm_encoder_decoder", "check_device", "has_minilm_encoder", "load_seq2seq", "minilm_path", "pad_ids",

@@ -18,20 +18,17 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import DecrankError
+from ..errors import DecrankError, MissingDocidsError
 from ..io import Hit, RunWriter, check_tag, refuse_overwriting_inputs
+from ..model import interpolate
 
 
-class MissingCandidatesError(DecrankError):
-    """Candidates the re-ranker cannot score: not in its store, or no text for them."""
+class MissingCandidatesError(MissingDocidsError):
+    """Candidates the re-ranker cannot score (not in its store, or no text for them): the missing-docid
+    error with how to drop such candidates instead."""
 
     def __init__(self, where: str, missing: Sequence[str], qid: str | None = None) -> None:
-        self.missing = list(missing)
-        shown = ", ".join(self.missing[:5]) + (f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else "")
-        query = f" (query {qid})" if qid is not None else ""
-        message = f"no entry for docid(s) {shown}{query} in {where}"
-        super().__init__(f"{message}; pass skip_missing=True to drop such candidates",
-                         cli=f"{message}; add them or pass --skip-missing")
+        super().__init__(where, missing, qid, hint=True)
 
 
 def check_query(query: str, qid: str | None = None, source: str | None = None) -> None:
@@ -70,24 +67,6 @@ def check_documents(documents: Any, doc_ids: Any = None) -> tuple[list[str], lis
             raise DecrankError(f"docid {docid} appears twice in doc_ids")
         seen.add(docid)
     return documents, doc_ids
-
-
-def _minmax(values: np.ndarray) -> np.ndarray:
-    low, high = values.min(), values.max()
-    with np.errstate(over="ignore"):
-        overflows = not np.isfinite(high - low)
-    if overflows:  # scores near the ends of the float range: halved, the span fits
-        values, low, high = values / 2, low / 2, high / 2
-    span = high - low
-    return (values - low) / span if span > 0 else np.zeros_like(values)
-
-
-def interpolate(first_stage: np.ndarray, scores: np.ndarray, alpha: float | None) -> np.ndarray:
-    """``alpha * first_stage + (1 - alpha) * scores``, each min-max normalised over the query's
-    candidates (the scales differ: BM25 against log-likelihoods); ``alpha=None`` keeps ``scores``."""
-    if alpha is None or not len(scores):
-        return scores
-    return alpha * _minmax(first_stage.astype(np.float64)) + (1 - alpha) * _minmax(scores.astype(np.float64))
 
 
 def _with_score(hit: Any, score: float) -> Any:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import DecrankError
-from ..model import ComputePrecision, check_device, minilm_path, set_attention
+from ..model import ComputePrecision, check_device, mean_pool, minilm_path, set_attention
 from ._base import TextReranker
 
 
@@ -48,10 +48,7 @@ class BiEncoderReranker(TextReranker):
             enc = {k: v.to(self.device) for k, v in enc.items()}
             with self.compute():
                 states = self.model(**enc).last_hidden_state
-            states = states.float()  # pooling and the cosine in fp32 whatever the products ran in
-            mask = enc["attention_mask"].unsqueeze(-1).to(states.dtype)
-            pooled = (states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1))
+            out.append(mean_pool(states, enc["attention_mask"]))  # in fp32 whatever the products ran in
         return torch.cat(out).cpu()
 
     def _score_texts(self, query: str, texts: Sequence[str], docids: Sequence[str] | None) -> np.ndarray:

@@ -37,7 +37,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..errors import DecrankError
+from ..errors import DecrankError, MissingDocidsError
 from ._codecs import CODEC_FILE, CODECS, FaissCodec, get_codec
 from ._docids import DOCID_FILES, DocidTable, build_docid_arrays, hashes_of
 
@@ -307,7 +307,7 @@ class EncoderStateStore:
         covered by the one CRC check; ``None`` for the ids unless ``with_tokens``."""
         shards, rows = self.locate(docids)
         if (shards < 0).any():
-            raise MissingDocidsError(self.path, [d for d, s in zip(docids, shards) if s < 0])
+            raise MissingDocidsError(f"store {self.path}", [d for d, s in zip(docids, shards) if s < 0])
         if with_tokens:
             self.check_token_ids()
         stored, token_ids = [], []
@@ -417,13 +417,6 @@ def _stored_codec(folder: Path, manifest: Manifest):
             raise DecrankError(f"{folder / MANIFEST}: codec {manifest.codec!r} without its trained codec's sha256")
         return get_codec(manifest.codec, manifest.hidden_size)  # not trained yet: nothing was stored
     return FaissCodec.from_file(manifest.codec, manifest.hidden_size, folder / CODEC_FILE, manifest.codec_sha256)
-
-
-class MissingDocidsError(DecrankError):
-    def __init__(self, store: Path, missing: list[str]) -> None:
-        self.missing = missing
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        super().__init__(f"store {store} has no states for docid(s) {shown}")
 
 
 def _sha256_file(path: Path) -> str:

@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import DecrankError
-from ..model import QueryLikelihoodModel, pad_ids
+from ..model import QueryLikelihoodModel, interpolate, mean_pool, pad_ids
 from ..store import EncoderStateStore
 from ._data import PairSet
 from ._negatives import MinedList
@@ -36,12 +37,6 @@ class TeacherList:
     scores: list[float]
 
 
-def _pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    mask = mask.unsqueeze(-1).to(states.dtype)
-    pooled = (states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-    return torch.nn.functional.normalize(pooled.float(), dim=-1)
-
-
 @torch.inference_mode()
 def embed_texts(qlm: QueryLikelihoodModel, texts: Sequence[str], max_length: int, batch_size: int = 32,
                 progress: bool = False, desc: str = "embed") -> torch.Tensor:
@@ -52,7 +47,7 @@ def embed_texts(qlm: QueryLikelihoodModel, texts: Sequence[str], max_length: int
         input_ids, mask = pad_ids(ids, qlm.pad_token_id)
         input_ids, mask = input_ids.to(qlm.device), mask.to(qlm.device)
         states = qlm.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        out.append(_pool(states, mask).cpu())
+        out.append(mean_pool(states, mask).cpu())
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -65,13 +60,8 @@ def embed_stored(store: EncoderStateStore, docids: Sequence[str], batch_size: in
         lengths = torch.tensor([len(s) for s in states])
         padded = torch.nn.utils.rnn.pad_sequence(states, batch_first=True)
         mask = torch.arange(padded.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
-        out.append(_pool(padded, mask))
+        out.append(mean_pool(padded, mask))
     return torch.cat(out) if out else torch.empty(0)
-
-
-def _minmax(values: torch.Tensor) -> torch.Tensor:
-    span = values.max() - values.min()
-    return (values - values.min()) / span if span > 0 else torch.zeros_like(values)
 
 
 def _fingerprint(data: PairSet, mined: list[MinedList], teacher: str, teacher_alpha: float, max_length: int) -> str:
@@ -115,8 +105,8 @@ def teacher_lists(qlm: QueryLikelihoodModel, data: PairSet, mined: list[MinedLis
         else:  # a positive BM25 did not retrieve gets the list's lowest BM25 score
             bm25 = [s for _, s in lst.negatives]
             own = lst.positive_score if lst.positive_score is not None else min(bm25, default=0.0)
-            bm25_scores = torch.tensor([own, *bm25] if pair.passage is not None else bm25)
-            scores = teacher_alpha * _minmax(bm25_scores) + (1 - teacher_alpha) * _minmax(cosine)
+            bm25_scores = np.array([own, *bm25] if pair.passage is not None else bm25, dtype=np.float64)
+            scores = interpolate(bm25_scores, cosine.double().numpy(), teacher_alpha)  # as --alpha mixes at query time
         lists.append(TeacherList(passages, [round(float(s), 6) for s in scores]))
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(json.dumps({"fingerprint": fingerprint, "teacher": teacher, "teacher_alpha": teacher_alpha,
