@@ -120,3 +120,16 @@ def test_max_length_is_checked_against_the_tokenizer_and_the_positions(tiny_mode
 
 def test_score_takes_docids_from_any_iterable():
     assert ByLength().score("q", (d for d in ["a", "bbb"])).tolist() == [1.0, 3.0]
+
+
+def test_encode_corpus_takes_a_model_or_its_name(tiny_models, tmp_path):
+    from pyserini_decrank import EncoderStateStore, QueryLikelihoodModel
+    from pyserini_decrank.encode import encode_corpus
+    from pyserini_decrank.io import Document
+
+    corpus = [Document("a", "digital data storage"), Document("b", "electron wave")]
+    encode_corpus(str(tiny_models("t5")), corpus, tmp_path / "by-name", progress=False)
+    encode_corpus(QueryLikelihoodModel.from_pretrained(str(tiny_models("t5"))), corpus, tmp_path / "loaded", progress=False)
+    by_name, loaded = EncoderStateStore(tmp_path / "by-name"), EncoderStateStore(tmp_path / "loaded")
+    assert by_name.manifest.model["encoder_sha256"] == loaded.manifest.model["encoder_sha256"]
+    assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(by_name.get_many(["a", "b"]), loaded.get_many(["a", "b"])))

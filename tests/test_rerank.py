@@ -99,6 +99,19 @@ def test_pygaggle_shape(reranker, docs):
     assert [t.score for t in ranked] == sorted((t.score for t in ranked), reverse=True)
 
 
+def test_pygaggle_texts_are_read_and_docids_alone_still_work(reranker, docs):
+    ids = list(docs)[:4]
+    changed = [Text(docs[d] + " electron storage", metadata={"docid": d}) for d in ids]  # not the stored texts
+    scores = [t.score for t in PygaggleReranker(reranker).rescore(Query(QUERY), changed)]
+    np.testing.assert_allclose(scores, reranker.score_texts(QUERY, [t.text for t in changed]), atol=1e-5)
+    assert not np.allclose(scores, reranker.score(QUERY, ids))
+    by_id = [Text("", metadata={"docid": d}) for d in ids]  # no text: looked up in the store
+    np.testing.assert_allclose([t.score for t in PygaggleReranker(reranker).rescore(Query(QUERY), by_id)],
+                               reranker.score(QUERY, ids), atol=1e-6)
+    with pytest.raises(DecrankError, match="text 0 has neither text nor a metadata"):
+        PygaggleReranker(reranker).rescore(Query(QUERY), [Text("")])
+
+
 def test_a_non_finite_score_is_an_error_naming_query_and_docid(tiny_models, docs, reranker):
     model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
     with torch.no_grad():

@@ -102,7 +102,7 @@ def encode_batch(model: QueryLikelihoodModel, ids: list[list[int]], content: str
 
 
 def encode_corpus(
-    model: QueryLikelihoodModel,
+    model: QueryLikelihoodModel | str,
     corpus: Iterable[Document],
     store: str | Path,
     max_length: int | None = None,
@@ -113,7 +113,8 @@ def encode_corpus(
     content: str = "encoder-states",
     on_duplicate: str = "error",
 ) -> EncodeStats:
-    """Writes the encoder states of every document not yet in ``store``; rerunning resumes.
+    """Writes the encoder states of every document not yet in ``store``; rerunning resumes. ``model`` is a
+    loaded model or a name (a folder, hub id or packaged name, as ``encode_corpus_on_ray`` takes it).
 
     With ``content="cross-kv"`` it writes each decoder layer's cross-attention keys and values instead
     (``layers * 2`` times the width): query time then skips those projections, and the store is tied
@@ -125,6 +126,8 @@ def encode_corpus(
     (``on_duplicate="first"`` keeps the first); a stored docid whose text has changed since is an error.
     """
     check_encode_options(batch_size, shard_size, max_length, on_duplicate)
+    if isinstance(model, (str, Path)):
+        model = QueryLikelihoodModel.from_pretrained(str(model))
     max_length = max_length or model.config.max_length
     model.check_max_length(max_length, "max length")
     stats = EncodeStats()

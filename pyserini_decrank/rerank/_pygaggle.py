@@ -30,20 +30,27 @@ class PygaggleReranker:
 
     As pygaggle's ``Reranker`` does: ``rescore`` gives the texts back in the order given with their
     ``score`` set, ``rerank`` the same texts sorted by score, highest first (ties keep the given order).
-    Each text's docid is read from ``metadata['docid']``.
+    Texts are scored from their ``text`` (a store serving the ``metadata['docid']`` it holds with the same
+    text); where some text is empty, every candidate is looked up by its ``metadata['docid']`` instead.
     """
 
     def __init__(self, reranker: Any) -> None:
         self.reranker = reranker
 
     def rescore(self, query: Any, texts: Sequence[Any]) -> list:
-        docids = []
-        for i, text in enumerate(texts):
-            docid = (getattr(text, "metadata", None) or {}).get("docid")
-            if docid is None:
-                raise DecrankError(f"text {i} has no metadata['docid'] to look its candidate up by")
-            docids.append(str(docid))
-        scores = self.reranker.score(query.text, docids, qid=getattr(query, "id", None))
+        texts = list(texts)
+        if not texts:
+            return []
+        docids = [(getattr(text, "metadata", None) or {}).get("docid") for text in texts]
+        contents = [getattr(text, "text", None) for text in texts]
+        if all(isinstance(c, str) and c.strip() for c in contents):
+            ids = [str(d) for d in docids] if None not in docids else None
+            scores = self.reranker.score_texts(query.text, contents, doc_ids=ids)
+        else:
+            if None in docids:
+                i = docids.index(None)
+                raise DecrankError(f"text {i} has neither text nor a metadata['docid'] to look its candidate up by")
+            scores = self.reranker.score(query.text, [str(d) for d in docids], qid=getattr(query, "id", None))
         out = []
         for text, score in zip(texts, scores):
             scored = copy.copy(text)
