@@ -11,9 +11,9 @@ import click
 from .bench import DECODER_PATHS
 from .errors import DecrankError
 from .encode import ON_DUPLICATE
-from .model import ATTENTIONS, COPY_KINDS, CROSS_ATTENTIONS, DEFAULT_MODEL, HEAD_PRECISIONS, OBJECTIVES, PRECISIONS
+from .model import ATTENTIONS, COPY_KINDS, CROSS_ATTENTIONS, DEFAULT_MODEL, HEAD_PRECISIONS, PRECISIONS
 from .rerank import METHODS, MODEL_ALPHA
-from .train import NEGATIVE_KINDS, TEACHERS
+from .train import NEGATIVE_KINDS, OBJECTIVES, TEACHERS
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:

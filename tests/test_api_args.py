@@ -133,3 +133,15 @@ def test_encode_corpus_takes_a_model_or_its_name(tiny_models, tmp_path):
     by_name, loaded = EncoderStateStore(tmp_path / "by-name"), EncoderStateStore(tmp_path / "loaded")
     assert by_name.manifest.model["encoder_sha256"] == loaded.manifest.model["encoder_sha256"]
     assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(by_name.get_many(["a", "b"]), loaded.get_many(["a", "b"])))
+
+
+def test_the_score_is_read_as_the_config_says_whatever_the_objective_is_called(tmp_path):
+    from pyserini_decrank.model import ScoringConfig
+
+    ScoringConfig(objective="a-new-objective", score="label").save(tmp_path)
+    assert ScoringConfig.load(tmp_path).reads_label  # a new objective needs no change in model/
+    ScoringConfig(objective="label").save(tmp_path)  # written before `score` was recorded: read off the objective
+    assert ScoringConfig.load(tmp_path).reads_label and ScoringConfig(objective="distil").score_kind == "likelihood"
+    (tmp_path / "decrank_config.json").write_text(json.dumps({"score": "loudness"}))
+    with pytest.raises(DecrankError, match="decrank_config.json: unknown score 'loudness'; known: likelihood, label"):
+        ScoringConfig.load(tmp_path)

@@ -16,7 +16,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import DecrankError
-from ..model import OBJECTIVES, QueryLikelihoodModel
+from ..model import QueryLikelihoodModel
 
 
 @dataclass
@@ -44,6 +44,7 @@ class Objective(ABC):
     """A training objective; see the module's docstring."""
 
     name: str = ""
+    score: str = "likelihood"  # how the trained model is scored (``model.SCORES``): it goes into decrank_config.json
     needs_negatives: bool = False
     needs_teacher: bool = False
 
@@ -130,7 +131,9 @@ class Distil(RankingLogLikelihood):
 
 class _ReadsLabel(Objective):
     """Appends a label token after the query and reads the relevance token's log-probability against its
-    opposite at that last position: the score of a model whose objective is in ``LABEL_OBJECTIVES``."""
+    opposite at that last position: the ``label`` score."""
+
+    score = "label"
 
     def extra_token_ids(self, model: QueryLikelihoodModel) -> tuple[int, ...]:
         return model.label_token_ids()
@@ -183,7 +186,7 @@ class LabelDistil(_ReadsLabel, Distil):
 
 
 _CLASSES = {cls.name: cls for cls in (MLE, Unlikelihood, RankingLogLikelihood, RelevanceLabel, Distil, LabelDistil)}
-assert tuple(_CLASSES) == OBJECTIVES, "every objective a model may record has a class here"
+OBJECTIVES = tuple(_CLASSES)  # what `decrank train --objective` takes
 
 
 def get_objective(name: str, unlikelihood_weight: float = 1.0, temperature: float = 0.05, mle_weight: float = 0.1,

@@ -155,7 +155,8 @@ class Trainer:
             data = add_unlabelled_queries(data, cfg.unlabelled_queries)
         model, tokenizer, from_minilm = _load_base(cfg)
         scoring = ScoringConfig(max_length=cfg.max_length, max_query_length=cfg.max_query_length,
-                                objective=cfg.objective, label_adds_likelihood=cfg.label_adds_likelihood)
+                                objective=cfg.objective, score=objective.score,
+                                label_adds_likelihood=cfg.label_adds_likelihood)
         qlm = QueryLikelihoodModel(model, tokenizer, scoring, name_or_path=str(cfg.output), device=cfg.device)
         if cfg.copy != "none":
             qlm.add_copy_head()
