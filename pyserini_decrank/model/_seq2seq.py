@@ -19,9 +19,10 @@ import torch
 from ..errors import DecrankError
 from ._absorbed import absorbed_cross_attention, absorbed_supported, cross_attention_modules, cross_attention_weights
 from ._batching import pad_ids, pad_labels, pad_states
-from ._compat import cache_argument, cross_attention_cache, returned_cache
+from ._compat import cache_argument, cross_attention_cache
 from ._card import CARD_FILE, ModelCard
 from ._config import CONFIG_NAME, ScoringConfig
+from ._cross_kv import compute_cross_kv, probe_layout, split_documents, split_for_attention
 from ._copy import (COPY_HEAD_FILE, CopyHead, CopySpec, copy_probabilities, copyable_tokens, fixed_log_gates,
                     mark_special, mix_log_probs)
 from ._fast import HEAD_PRECISIONS, ComputePrecision, head_input, output_bias, set_attention, vocab_log_probs
@@ -293,61 +294,16 @@ class QueryLikelihoodModel:
         return self._label_ids[1]
 
     # ------------------------------------------------------------------ cross-attention keys/values
-    @torch.inference_mode()
     def cross_keys_values(self, states: torch.Tensor, states_mask: torch.Tensor) -> torch.Tensor:
-        """Every decoder layer's cross-attention keys and values of a padded batch of encoder states,
-        as one ``(B, L, layers * 2 * heads * head_dim)`` matrix per document: what a ``cross-kv`` store
-        holds so that query time skips those projections."""
-        from transformers.modeling_outputs import BaseModelOutput
-
-        dtype = next(self.model.parameters()).dtype
-        start = torch.full((states.shape[0], 1), self.decoder_start_token_id, dtype=torch.long, device=self.device)
-        out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=states.to(self.device, dtype)),
-                         attention_mask=states_mask.to(self.device), decoder_input_ids=start, use_cache=True)
-        layers = returned_cache(out).cross_attention_cache.layers
-        # each (B, heads, L, head_dim) -> (B, L, layers, 2, heads, head_dim)
-        kv = torch.stack([torch.stack([layer.keys, layer.values], 2) for layer in layers], 2)
-        return kv.permute(0, 4, 2, 3, 1, 5).reshape(states.shape[0], states.shape[1], -1).float().cpu()
-
-    def _kv_layout(self) -> tuple[int, int, int]:
-        if self._cross_kv_layout is None:
-            self._cross_kv_layout = self.cross_kv_layout()
-        return self._cross_kv_layout
+        """Every decoder layer's cross-attention keys and values of a padded batch of encoder states
+        (``_cross_kv.compute_cross_kv``): what a ``cross-kv`` store holds."""
+        return compute_cross_kv(self.model, states, states_mask, self.decoder_start_token_id, self.device)
 
     def cross_kv_layout(self) -> tuple[int, int, int]:
-        """(decoder layers, heads, head dim) of the cross-attention, read off one probe run."""
-        probe = torch.zeros((1, 2, self.hidden_size))
-        with torch.inference_mode():
-            from transformers.modeling_outputs import BaseModelOutput
-
-            start = torch.full((1, 1), self.decoder_start_token_id, dtype=torch.long, device=self.device)
-            out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=probe.to(self.device)),
-                             attention_mask=torch.ones((1, 2), dtype=torch.long, device=self.device),
-                             decoder_input_ids=start, use_cache=True)
-        layers = returned_cache(out).cross_attention_cache.layers
-        _, heads, _, head_dim = layers[0].keys.shape
-        return len(layers), heads, head_dim
-
-    def _kv_split(self, kv: torch.Tensor) -> torch.Tensor:
-        """A padded batch of stored keys/values (``B x L x features``) in the layout attention reads:
-        ``layers x 2 x B x heads x L x head_dim``, contiguous, in the compute dtype (one copy)."""
-        layers, heads, head_dim = self._kv_layout()
-        batch, length = kv.shape[:2]
-        return (kv.to(self.device, self._compute_dtype()).view(batch, length, layers, 2, heads, head_dim)
-                .permute(2, 3, 0, 4, 1, 5).contiguous())
-
-    def _kv_split_documents(self, documents: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``_kv_split`` of per-document matrices as a store hands them back, without padding them
-        first: each document is copied once, straight into place. Returns the split and its mask."""
-        layers, heads, head_dim = self._kv_layout()
-        length = max(d.shape[0] for d in documents)
-        split = torch.zeros((layers, 2, len(documents), heads, length, head_dim), dtype=self._compute_dtype())
-        mask = torch.zeros((len(documents), length), dtype=torch.long)
-        for b, doc in enumerate(documents):
-            n = doc.shape[0]
-            split[:, :, b, :, :n] = doc.view(n, layers, 2, heads, head_dim).permute(1, 2, 3, 0, 4)
-            mask[b, :n] = 1
-        return split.to(self.device), mask
+        """(decoder layers, heads, head dim) of the cross-attention, probed once."""
+        if self._cross_kv_layout is None:
+            self._cross_kv_layout = probe_layout(self.model, self.hidden_size, self.decoder_start_token_id, self.device)
+        return self._cross_kv_layout
 
     # ------------------------------------------------------------------ scoring
     def _compute_dtype(self) -> torch.dtype:
@@ -366,7 +322,7 @@ class QueryLikelihoodModel:
         """Per-token ``log p`` of ``labels`` (B x T, -100 = padding), and at every position the ``log p`` of
         each of ``extra_token_ids`` (B x T x k), from encoder states or (``cross_kv``) from stored
         cross-attention keys/values, padded (``B x L x features``) or already split by layer
-        (``_kv_split``, 6-d). Encoder states are read with cross-attention absorbed when ``absorbed``
+        (``split_for_attention``, 6-d). Encoder states are read with cross-attention absorbed when ``absorbed``
         (default: the model's ``cross_attention`` setting). The vocabulary projection and its log-softmax (fp32 whatever the compute
         precision) run in row blocks, so the full logits are never held. With copying on (``self.copy``),
         each label's ``log p`` mixes in copying it from ``document_tokens`` (``B x L`` stored ids, -1 where
@@ -412,7 +368,8 @@ class QueryLikelihoodModel:
         if absorb:
             dtype = self._compute_dtype()  # the states enter products only: cast them once, not per layer
         if cross_kv:
-            split = states if states.dim() == 6 else self._kv_split(states)
+            split = states if states.dim() == 6 else split_for_attention(states, self.cross_kv_layout(), self.device,
+                                                                         self._compute_dtype())
             extra = {"use_cache": True, cache_argument(self.model): cross_attention_cache(split)}
             # the encoder output only tells the decoder the batch and length: keys/values come from the cache
             states = torch.zeros((1, 1, 1), dtype=dtype).expand(split.shape[2], split.shape[4], self.hidden_size)
@@ -457,7 +414,7 @@ class QueryLikelihoodModel:
         token ids when the model copies; batching is the caller's."""
         labels = pad_labels([label_ids] * len(documents))
         if cross_kv:
-            split, mask = self._kv_split_documents(documents)
+            split, mask = split_documents(documents, self.cross_kv_layout(), self.device, self._compute_dtype())
         else:
             split, mask = pad_states(documents)
         tokens = None if token_ids is None else copyable_tokens(list(token_ids), mask.shape[1])
