@@ -184,7 +184,7 @@ def choose_alpha(row: dict) -> tuple[str, float]:
     return best, round(mean[best], 4)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train-dir", required=True)
     ap.add_argument("--workdir", required=True)
@@ -219,12 +219,21 @@ def main() -> None:
                     help="what the teacher's ranking is taught to: the query log-likelihood or the relevance label")
     ap.add_argument("--label-adds-likelihood", action="store_true",
                     help="label-distil: the score is the relevance token plus the query log-likelihood")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    work, out = Path(args.workdir), Path(args.json)
-    work.mkdir(parents=True, exist_ok=True)
-    record = json.loads(out.read_text()) if out.is_file() else {"curve": []}
+    return ap.parse_args(argv)
 
+
+@dataclass
+class Split:
+    """What a run trains on and is measured on: the dev domains and the training configuration."""
+
+    nq: DevDomain
+    domains: dict[str, DevDomain]
+    config: TrainConfig
+
+
+def prepare(args: argparse.Namespace, work: Path, record: dict, base: QueryLikelihoodModel) -> Split:
+    """The dev split (NQ-QED dev, and each ``--dev-beir`` domain), the training pairs kept apart from it, and the
+    training configuration; what was kept and dropped goes into ``record``."""
     train = read_pairs(training_files(Path(args.train_dir)))
     dev = read_pairs([str(Path(args.train_dir) / "nq_qed/qed_nq_dev.tsv")])
     pool, queries, qrels, bm25 = dev_split(train, dev, args.dev_queries, work, args.depth)
@@ -272,67 +281,97 @@ def main() -> None:
                       mle_weight=args.mle_weight, checkpoint_every=100, max_minutes=args.max_minutes, threads=args.threads,
                       device=args.device, copy=args.copy, copy_lr=args.copy_lr,
                       unlabelled_queries=[str(unlabelled_file)] if unlabelled_file else [])
-    nq = nq_domain(base, pool, queries, qrels, bm25, work)
+    return Split(nq_domain(base, pool, queries, qrels, bm25, work), domains, cfg)
 
-    def teacher_figures(domain: DevDomain) -> dict:
+
+class DevCurve:
+    """The run's JSON record: the teachers' figures and the student's row at each evaluated step, written (and
+    plotted) as each row is measured, so that a resumed run fills in only what is missing."""
+
+    def __init__(self, record: dict, out: Path, base: QueryLikelihoodModel, nq: DevDomain, domains: dict[str, DevDomain]):
+        self.record, self.out, self.base, self.nq, self.domains = record, out, base, nq, domains
+
+    def save(self) -> None:
+        self.out.write_text(json.dumps(self.record, indent=1) + "\n")
+
+    def teacher_figures(self, domain: DevDomain) -> dict:
         ids = sorted({d for hits in domain.bm25.values() for d, _ in hits})
         passage_emb = dict(zip(ids, embed_stored(domain.store, ids)))
-        query_emb = embed_texts(base, list(domain.queries.values()), 192)
+        query_emb = embed_texts(self.base, list(domain.queries.values()), 192)
         cosine = {q: np.array([float(passage_emb[d] @ e) for d, _ in domain.bm25[q]]) for q, e in zip(domain.queries, query_emb)}
         bm25_alone = {q: np.array([s for _, s in hits]) for q, hits in domain.bm25.items()}
         return {"bm25": ndcg(domain.qrels, run_of(bm25_alone, domain.bm25, None)),
                 "biencoder": figures(domain.qrels, cosine, domain.bm25)}
 
-    if "teachers" not in record:
-        record["teachers"] = teacher_figures(nq)
-    for name, domain in domains.items():
-        if name not in record["teachers"].setdefault("beir", {}):
-            record["teachers"]["beir"][name] = teacher_figures(domain)
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    def add_teachers(self) -> None:
+        if "teachers" not in self.record:
+            self.record["teachers"] = self.teacher_figures(self.nq)
+        for name, domain in self.domains.items():
+            if name not in self.record["teachers"].setdefault("beir", {}):
+                self.record["teachers"]["beir"][name] = self.teacher_figures(domain)
+        self.save()
 
+    @staticmethod
     def student_figures(qlm: QueryLikelihoodModel, domain: DevDomain) -> dict:
         reranker = DecoderReranker(qlm, domain.store, batch_size=100)
         scores = {q: reranker.score(domain.queries[q], [d for d, _ in domain.bm25[q]], qid=q) for q in domain.queries}
         return figures(domain.qrels, scores, domain.bm25)
 
-    def missing(step: int) -> bool:
-        row = next((r for r in record["curve"] if r["step"] == step), None)
-        return row is None or "alone" not in row or any(n not in row.get("beir", {}) for n in domains)
+    def missing(self, step: int) -> bool:
+        row = next((r for r in self.record["curve"] if r["step"] == step), None)
+        return row is None or "alone" not in row or any(n not in row.get("beir", {}) for n in self.domains)
 
-    def evaluate(qlm: QueryLikelihoodModel, step: int, minutes: float) -> None:
+    def evaluate(self, qlm: QueryLikelihoodModel, step: int, minutes: float) -> None:
         """The row of ``step``: what it lacks (every domain for a new row) is measured and added."""
         qlm.model.eval()
         start = time.time()
-        row = next((r for r in record["curve"] if r["step"] == step), None) or {"step": step}
+        row = next((r for r in self.record["curve"] if r["step"] == step), None) or {"step": step}
         row.setdefault("train_minutes", round(minutes, 1))
         if "alone" not in row:
-            row.update(student_figures(qlm, nq))
-        for name, domain in domains.items():
+            row.update(self.student_figures(qlm, self.nq))
+        for name, domain in self.domains.items():
             if name not in row.setdefault("beir", {}):
-                row["beir"][name] = student_figures(qlm, domain)
+                row["beir"][name] = self.student_figures(qlm, domain)
         row["eval_s"] = round(row.get("eval_s", 0) + time.time() - start, 1)
-        if domains:
+        if self.domains:
             row["chosen_alpha"], row["chosen_alpha_mean"] = choose_alpha(row)
-        record["curve"] = sorted([r for r in record["curve"] if r["step"] != step] + [row], key=lambda r: r["step"])
-        out.write_text(json.dumps(record, indent=1) + "\n")
+        self.record["curve"] = sorted([r for r in self.record["curve"] if r["step"] != step] + [row], key=lambda r: r["step"])
+        self.save()
         print(json.dumps(row), flush=True)
-        plot(record, out.with_suffix(".png"))
+        plot(self.record, self.out.with_suffix(".png"))
 
-    if missing(0):
-        evaluate(base, 0, 0.0)
+
+def train_along(curve: DevCurve, cfg: TrainConfig, args: argparse.Namespace) -> Trainer:
+    """Trains (resuming), measuring the dev split every ``--eval-every`` steps; stops early at ``--max-minutes``."""
+    if curve.missing(0):
+        curve.evaluate(curve.base, 0, 0.0)
     trainer = Trainer.from_config(cfg)
-    record["config"] = {k: v for k, v in vars(args).items() if k not in ("json", "workdir", "train_dir", "test_topics")}
-    record["training_queries_after_filter"] = len(trainer.data.pairs)
+    curve.record["config"] = {k: v for k, v in vars(args).items() if k not in ("json", "workdir", "train_dir", "test_topics")}
+    curve.record["training_queries_after_filter"] = len(trainer.data.pairs)
     trainer.resume()
     at_evaluation = trainer.step % args.eval_every == 0 or trainer.step == trainer.total_steps
-    if trainer.step > 0 and at_evaluation and missing(trainer.step):  # its row lacks a domain (added since, or cut short)
-        evaluate(trainer.qlm, trainer.step, trainer.elapsed / 60)
+    if trainer.step > 0 and at_evaluation and curve.missing(trainer.step):  # its row lacks a domain (added since, or cut short)
+        curve.evaluate(trainer.qlm, trainer.step, trainer.elapsed / 60)
     while trainer.step < trainer.total_steps:
         stop = (trainer.step // args.eval_every + 1) * args.eval_every
         trainer.run(stop_at=stop)
         if trainer.step < stop and trainer.step < trainer.total_steps:  # out of --max-minutes: resume later
             break
-        evaluate(trainer.qlm, trainer.step, trainer.elapsed / 60)
+        curve.evaluate(trainer.qlm, trainer.step, trainer.elapsed / 60)
+    return trainer
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    work, out = Path(args.workdir), Path(args.json)
+    work.mkdir(parents=True, exist_ok=True)
+    record = json.loads(out.read_text()) if out.is_file() else {"curve": []}
+    base = QueryLikelihoodModel.from_pretrained(args.base, device=args.device)
+    split = prepare(args, work, record, base)
+    curve = DevCurve(record, out, base, split.nq, split.domains)
+    curve.add_teachers()
+    trainer = train_along(curve, split.config, args)
     if args.package and trainer.step == trainer.total_steps:
         package(work / "model" / "package", Path(args.package), record, out)
 
