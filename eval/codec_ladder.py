@@ -5,14 +5,16 @@
         [--relevance-level 2] [--depth 100] [--alpha 0.5] [--threads 2]
     python eval/codec_ladder.py --combine A.json B.json ... --png OUT.png
 
-For each codec: `encode` the corpus into DIR/<codec> (timed, the codec's training included), re-rank the
-run's top ``depth`` once (alone and interpolated with the first stage at ``alpha``, from the same scores),
-and report bytes per token, store size, nDCG@10 of both, the Kendall tau of each query's scores against the
-first codec's (median and minimum), and the median milliseconds per query. A PNG beside OUT.json plots the
-change in nDCG@10 against bytes per token.
+For each codec: `encode` the corpus into DIR/<codec> (timed, the codec's training included), score the run's
+top ``depth`` once, and report bytes per token, store size, nDCG@10 alone and interpolated with the first stage
+at ``alpha`` (from the same scores), the change against the first codec's (fp16) with its paired bootstrap 95%
+interval over queries, the Kendall tau of each query's scores against the first codec's (median, mean and
+minimum), and the median milliseconds per query. A PNG beside OUT.json plots the change against bytes per token
+with its interval.
 
-Each codec's scores are kept in DIR/scores-<codec>.json; run again with the same OUT.json and a codec whose
-row and scores are there is not encoded or scored again (a stopped ladder resumes at its next codec).
+Each codec's scores are kept in DIR/scores-<codec>.json, and every figure but the times comes from them: run
+again with the same OUT.json and a codec whose row and scores are there is not encoded or scored again (a
+stopped ladder resumes at its next codec), and rows written before the intervals existed get them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import torch
 
 from pyserini_decrank import DecoderReranker, EncoderStateStore, QueryLikelihoodModel, read_corpus, read_qrels, read_run, read_topics
 from pyserini_decrank.encode import encode_corpus
-from pyserini_decrank.evaluate import evaluate_run
+from pyserini_decrank.evaluate import evaluate_run, paired_bootstrap
+from pyserini_decrank.rerank import interpolate, order_hits
 
 
 def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
@@ -36,6 +39,31 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
     i, j = np.triu_indices(len(a), 1)
     agree = np.sign(a[i] - a[j]) * np.sign(b[i] - b[j])
     return float(agree.sum() / len(i)) if len(i) else 1.0
+
+
+def quality(scores: dict[str, np.ndarray], run: dict, qrels: dict, depth: int, alpha: float, level: int) -> dict:
+    """Per-query nDCG@10 alone and interpolated, from a codec's scores of each query's top ``depth``."""
+    alone, mixed = {}, {}
+    for qid, s in scores.items():
+        head, tail = run[qid][:depth], run[qid][depth:]
+        first = np.array([h.score for h in head], dtype=np.float64)
+        alone[qid] = order_hits(head, np.asarray(s, dtype=np.float64), tail)
+        mixed[qid] = order_hits(head, interpolate(first, np.asarray(s), alpha), tail)
+    per = lambda r: {q: v["ndcg_cut.10"] for q, v in evaluate_run(qrels, r, ["ndcg_cut.10"], level).per_query.items()}
+    return {"alone": per(alone), "interpolated": per(mixed)}
+
+
+def figures(scores: dict, reference: dict, per_query: dict, reference_per_query: dict) -> dict:
+    """A row's quality figures against the reference codec's: means, changes with their 95% intervals, taus."""
+    taus = [kendall_tau(np.asarray(scores[q]), np.asarray(reference[q])) for q in scores]
+    row = {"tau_median": statistics.median(taus), "tau_mean": statistics.fmean(taus), "tau_min": min(taus)}
+    for key, name in (("alone", "ndcg10"), ("interpolated", "ndcg10_interpolated")):
+        values = per_query[key]
+        row[name] = statistics.fmean(values.values())
+        diff = paired_bootstrap(reference_per_query[key], values)
+        row[f"{name}_change"], row[f"{name}_change_ci"] = diff.mean, [diff.low, diff.high]
+    row["queries"] = len(per_query["alone"])
+    return row
 
 
 def _complete(store_path: Path) -> bool:
@@ -78,40 +106,35 @@ def main() -> None:
     queries, run, qrels = read_topics(args.topics), read_run(args.run), read_qrels(args.qrels)
     out = Path(args.json)
     done = {r["codec"]: r for r in json.loads(out.read_text())} if out.is_file() else {}
-    rows, reference = [], None
+    rows, reference, reference_quality = [], None, None
     for spec in specs:
         store_path = Path(args.workdir) / spec.replace(",", "_")
         scores_path = Path(args.workdir) / f"scores-{spec.replace(',', '_')}.json"
         if spec in done and scores_path.is_file():
+            row = dict(done[spec])
             scores = {q: np.array(s) for q, s in json.loads(scores_path.read_text()).items()}
-            reference = reference or scores
-            rows.append(done[spec])
             print(f"{spec}: kept from {out}", flush=True)
-            continue
-        if spec in done and _complete(store_path):  # scored before, scores not kept: score again, keep its encode time
-            encode_s = done[spec]["encode_s"]
         else:
-            start = time.perf_counter()
-            encode_corpus(model, read_corpus(args.corpus), store_path, codec=spec, progress=False)
-            encode_s = time.perf_counter() - start
-        reranker = DecoderReranker(model, EncoderStateStore(store_path))
-        alone, mixed, scores, times = {}, {}, {}, []
-        for qid, hits in run.items():
-            head = hits[: args.depth]
-            start = time.perf_counter()
-            scores[qid] = reranker.score(queries[qid], [h.docid for h in head], qid=qid)
-            times.append(time.perf_counter() - start)
-            alone[qid], mixed[qid] = reranker.rerank_alphas(queries[qid], hits, [None, args.alpha], k=args.depth, qid=qid)
-        scores_path.write_text(json.dumps({q: s.tolist() for q, s in scores.items()}))
-        reference = reference or scores
-        taus = [kendall_tau(scores[q], reference[q]) for q in scores]
-        info = reranker.store.info()
-        row = {"codec": spec, "bytes_per_token": info["bytes_per_token"], "store_bytes": info["bytes_on_disk"],
-               "encode_s": round(encode_s, 1),
-               "ndcg10": evaluate_run(qrels, alone, ["ndcg_cut.10"], args.relevance_level).means["ndcg_cut.10"],
-               "ndcg10_interpolated": evaluate_run(qrels, mixed, ["ndcg_cut.10"], args.relevance_level).means["ndcg_cut.10"],
-               "tau_median": statistics.median(taus), "tau_min": min(taus),
-               "ms_per_query": statistics.median(times) * 1e3}
+            if spec in done and _complete(store_path):  # scored before, scores not kept: score again, keep its encode time
+                encode_s = done[spec]["encode_s"]
+            else:
+                start = time.perf_counter()
+                encode_corpus(model, read_corpus(args.corpus), store_path, codec=spec, progress=False)
+                encode_s = time.perf_counter() - start
+            reranker = DecoderReranker(model, EncoderStateStore(store_path))
+            scores, times = {}, []
+            for qid, hits in run.items():
+                start = time.perf_counter()
+                scores[qid] = reranker.score(queries[qid], [h.docid for h in hits[: args.depth]], qid=qid)
+                times.append(time.perf_counter() - start)
+            scores_path.write_text(json.dumps({q: s.tolist() for q, s in scores.items()}))
+            info = reranker.store.info()
+            row = {"codec": spec, "bytes_per_token": info["bytes_per_token"], "store_bytes": info["bytes_on_disk"],
+                   "encode_s": round(encode_s, 1), "ms_per_query": statistics.median(times) * 1e3}
+        per_query = quality(scores, run, qrels, args.depth, args.alpha, args.relevance_level)
+        if reference is None:
+            reference, reference_quality = scores, per_query
+        row.update(figures(scores, reference, per_query, reference_quality))
         rows.append(row)
         print(json.dumps(row), flush=True)
         out.write_text(json.dumps(rows, indent=2) + "\n")  # after every codec: a stopped run keeps its rows
@@ -124,31 +147,48 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    base = rows[0]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("ndcg10", "alone"), ("ndcg10_interpolated", "interpolated")):
-        ax.plot([r["bytes_per_token"] for r in rows], [r[key] - base[key] for r in rows], "o", label=label)
-    for r in rows:
-        ax.annotate(r["codec"], (r["bytes_per_token"], r["ndcg10"] - base["ndcg10"]), fontsize=7)
-    ax.axhline(-0.005, color="grey", linewidth=0.8, linestyle="--")
+    _changes(ax, rows)
     ax.set_xscale("log")
     ax.set_xlabel("bytes per token")
-    ax.set_ylabel(f"nDCG@10 change against {base['codec']}")
+    ax.set_ylabel(f"nDCG@10 change against {rows[0]['codec']}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
+def _changes(ax, rows: list[dict]) -> None:
+    """Each codec's nDCG@10 change against the first row's, with its 95% interval where the row has one."""
+    base = rows[0]
+    for key, label, marker, shift in (("ndcg10", "alone", "o", 0.97), ("ndcg10_interpolated", "+ BM25", "s", 1.03)):
+        x = [r["bytes_per_token"] * shift for r in rows]
+        y = [r[key] - base[key] for r in rows]
+        ci = [r.get(f"{key}_change_ci") for r in rows]
+        err = np.array([[yy - c[0], c[1] - yy] if c else [0, 0] for yy, c in zip(y, ci)]).T
+        ax.errorbar(x, y, yerr=err, fmt=marker, capsize=2, label=label)
+    for r in rows:
+        ax.annotate(r["codec"], (r["bytes_per_token"], r["ndcg10"] - base["ndcg10"]), fontsize=7)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.axhspan(-0.01, 0.01, color="grey", alpha=0.12)
+
+
+def _interval(row: dict, key: str) -> str:
+    ci = row.get(f"{key}_change_ci")
+    return f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ""
+
+
 def markdown_table(rows: list[dict]) -> str:
     base = rows[0]
-    lines = ["| codec | bytes/token | store MB | encode s | nDCG@10 (change) | + BM25 (change) | tau median / min | ms/query |",
+    lines = ["| codec | bytes/token | store MB | encode s | nDCG@10 (change [95% interval]) | + BM25 (change [95% interval]) "
+             "| tau median / mean / min | ms/query |",
              "|---|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         lines.append(f"| {r['codec']} | {r['bytes_per_token']:g} | {r['store_bytes'] / 1e6:.1f} | {r['encode_s']:.0f} | "
-                     f"{r['ndcg10']:.4f} ({r['ndcg10'] - base['ndcg10']:+.4f}) | "
-                     f"{r['ndcg10_interpolated']:.4f} ({r['ndcg10_interpolated'] - base['ndcg10_interpolated']:+.4f}) | "
-                     f"{r['tau_median']:.3f} / {r['tau_min']:.3f} | {r['ms_per_query']:.0f} |")
+                     f"{r['ndcg10']:.4f} ({r['ndcg10'] - base['ndcg10']:+.4f}{_interval(r, 'ndcg10')}) | "
+                     f"{r['ndcg10_interpolated']:.4f} ({r['ndcg10_interpolated'] - base['ndcg10_interpolated']:+.4f}"
+                     f"{_interval(r, 'ndcg10_interpolated')}) | "
+                     f"{r['tau_median']:.3f} / {r.get('tau_mean', float('nan')):.3f} / {r['tau_min']:.3f} | {r['ms_per_query']:.0f} |")
     return "\n".join(lines)
 
 
@@ -161,14 +201,7 @@ def plot_combined(paths: list[Path], png: Path) -> None:
 
     fig, axes = plt.subplots(1, len(paths), figsize=(4.2 * len(paths), 4), sharey=True, squeeze=False)
     for ax, path in zip(axes[0], paths):
-        rows = json.loads(path.read_text())
-        base = rows[0]
-        for key, label, marker in (("ndcg10", "alone", "o"), ("ndcg10_interpolated", "+ BM25 (alpha 0.5)", "s")):
-            ax.plot([r["bytes_per_token"] for r in rows], [r[key] - base[key] for r in rows], marker, label=label)
-        for r in rows:
-            ax.annotate(r["codec"], (r["bytes_per_token"], r["ndcg10"] - base["ndcg10"]), fontsize=7)
-        ax.axhline(-0.005, color="grey", linewidth=0.8, linestyle="--")
-        ax.axhline(0, color="black", linewidth=0.5)
+        _changes(ax, json.loads(path.read_text()))
         ax.set_xscale("log")
         ax.set_xlabel("bytes per token")
         ax.set_title(path.stem.replace("codec-ladder-", ""))

@@ -8,6 +8,7 @@ import random
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pyserini_decrank.errors import DecrankError
@@ -140,3 +141,19 @@ def test_qrels_judging_a_document_twice_with_two_grades_is_refused(tmp_path):
     path.write_text("1 0 a 1\n1 0 a 1\n1 0 b 2\n1 0 b 0\n")
     with pytest.raises(DecrankError, match=r"qrels:4: query 1 judges b again with another grade \(2, then 0\)"):
         read_qrels(str(path))
+
+
+def test_the_paired_bootstrap_interval_brackets_the_mean_difference_and_shrinks_with_agreement():
+    from pyserini_decrank.evaluate import paired_bootstrap
+
+    rng = np.random.default_rng(3)
+    a = {f"q{i}": float(x) for i, x in enumerate(rng.uniform(0, 1, 200))}
+    noisy = {q: v + float(rng.normal(0.02, 0.2)) for q, v in a.items()}
+    tight = {q: v + 0.02 + float(rng.normal(0, 0.001)) for q, v in a.items()}
+    wide, narrow = paired_bootstrap(a, noisy), paired_bootstrap(a, tight)
+    assert wide.low < wide.mean < wide.high and narrow.low < narrow.mean < narrow.high
+    assert narrow.high - narrow.low < (wide.high - wide.low) / 10 and not narrow.contains_zero()
+    assert abs(narrow.mean - 0.02) < 0.001 and wide.queries == 200
+    assert paired_bootstrap(a, noisy) == wide  # a fixed seed: the same interval every time
+    same = paired_bootstrap(a, dict(a))
+    assert same.mean == same.low == same.high == 0.0
