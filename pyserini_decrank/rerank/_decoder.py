@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-
-from ..errors import DecrankError
 import torch
 
+from ..errors import DecrankError
 from ..model import DEFAULT_MODEL, QueryLikelihoodModel
 from ..store import EncoderStateStore, text_hash
 from ._base import Reranker
