@@ -82,6 +82,8 @@ def main() -> None:
         ap.add_argument(name)
     ap.add_argument("--codecs", default="fp16,SQ8,PQ96,PQ64,OPQ64,PQ64,PQ48,PQ32,OPQ32,PQ32,PQ16")
     ap.add_argument("--model", default="decrank-minilm")
+    ap.add_argument("--copy", default=None, help="score with this copy spec instead of the model's (e.g. none): the stores "
+                    "are shared with the model's own ladder, the scores kept apart")
     ap.add_argument("--relevance-level", type=int, default=1)
     ap.add_argument("--depth", type=int, default=100)
     ap.add_argument("--alpha", type=float, default=0.5)
@@ -103,13 +105,16 @@ def main() -> None:
         else:
             specs.append(part)
     model = QueryLikelihoodModel.from_pretrained(args.model)
+    if args.copy is not None:
+        model.set_copy(args.copy)
+    variant = "" if args.copy is None else f"-copy-{args.copy.replace(':', '_')}"
     queries, run, qrels = read_topics(args.topics), read_run(args.run), read_qrels(args.qrels)
     out = Path(args.json)
     done = {r["codec"]: r for r in json.loads(out.read_text())} if out.is_file() else {}
     rows, reference, reference_quality = [], None, None
     for spec in specs:
         store_path = Path(args.workdir) / spec.replace(",", "_")
-        scores_path = Path(args.workdir) / f"scores-{spec.replace(',', '_')}.json"
+        scores_path = Path(args.workdir) / f"scores-{spec.replace(',', '_')}{variant}.json"
         if spec in done and scores_path.is_file():
             row = dict(done[spec])
             scores = {q: np.array(s) for q, s in json.loads(scores_path.read_text()).items()}
@@ -117,6 +122,8 @@ def main() -> None:
         else:
             if spec in done and _complete(store_path):  # scored before, scores not kept: score again, keep its encode time
                 encode_s = done[spec]["encode_s"]
+            elif _complete(store_path):  # another ladder's store (another --copy): not encoded again
+                encode_s = None
             else:
                 start = time.perf_counter()
                 encode_corpus(model, read_corpus(args.corpus), store_path, codec=spec, progress=False)
@@ -130,7 +137,7 @@ def main() -> None:
             scores_path.write_text(json.dumps({q: s.tolist() for q, s in scores.items()}))
             info = reranker.store.info()
             row = {"codec": spec, "bytes_per_token": info["bytes_per_token"], "store_bytes": info["bytes_on_disk"],
-                   "encode_s": round(encode_s, 1), "ms_per_query": statistics.median(times) * 1e3}
+                   "encode_s": None if encode_s is None else round(encode_s, 1), "ms_per_query": statistics.median(times) * 1e3}
         per_query = quality(scores, run, qrels, args.depth, args.alpha, args.relevance_level)
         if reference is None:
             reference, reference_quality = scores, per_query
@@ -178,13 +185,17 @@ def _interval(row: dict, key: str) -> str:
     return f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ""
 
 
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
 def markdown_table(rows: list[dict]) -> str:
     base = rows[0]
     lines = ["| codec | bytes/token | store MB | encode s | nDCG@10 (change [95% interval]) | + BM25 (change [95% interval]) "
              "| tau median / mean / min | ms/query |",
              "|---|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
-        lines.append(f"| {r['codec']} | {r['bytes_per_token']:g} | {r['store_bytes'] / 1e6:.1f} | {r['encode_s']:.0f} | "
+        lines.append(f"| {r['codec']} | {r['bytes_per_token']:g} | {r['store_bytes'] / 1e6:.1f} | {_seconds(r['encode_s'])} | "
                      f"{r['ndcg10']:.4f} ({r['ndcg10'] - base['ndcg10']:+.4f}{_interval(r, 'ndcg10')}) | "
                      f"{r['ndcg10_interpolated']:.4f} ({r['ndcg10_interpolated'] - base['ndcg10_interpolated']:+.4f}"
                      f"{_interval(r, 'ndcg10_interpolated')}) | "
