@@ -156,7 +156,6 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     _changes(ax, rows)
-    ax.set_xscale("log")
     ax.set_xlabel("bytes per token")
     ax.set_ylabel(f"nDCG@10 change against {rows[0]['codec']}")
     ax.legend()
@@ -178,6 +177,11 @@ def _changes(ax, rows: list[dict]) -> None:
         ax.annotate(r["codec"], (r["bytes_per_token"], r["ndcg10"] - base["ndcg10"]), fontsize=7)
     ax.axhline(0, color="black", linewidth=0.5)
     ax.axhspan(-0.01, 0.01, color="grey", alpha=0.12)
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _interval(row: dict, key: str) -> str:
@@ -213,7 +217,6 @@ def plot_combined(paths: list[Path], png: Path) -> None:
     fig, axes = plt.subplots(1, len(paths), figsize=(4.2 * len(paths), 4), sharey=True, squeeze=False)
     for ax, path in zip(axes[0], paths):
         _changes(ax, json.loads(path.read_text()))
-        ax.set_xscale("log")
         ax.set_xlabel("bytes per token")
         ax.set_title(path.stem.replace("codec-ladder-", ""))
     axes[0][0].set_ylabel(f"nDCG@10 change against {json.loads(paths[0].read_text())[0]['codec']}")
