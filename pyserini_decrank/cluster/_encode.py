@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..encode import EncodeBatch, EncodeStats, check_encode_options, document_batches, encode_batch, store_width
+from ..encode import EncodeBatch, EncodeStats, check_encode_options, document_batches, store_width
 from ..errors import DecrankError
 from ..io import Document
 from ..model import QueryLikelihoodModel
@@ -61,7 +61,7 @@ def encode_plan(model: QueryLikelihoodModel, plan: ShardPlan, content: str
     encoding order."""
     ids, states, hashes, tokens = [], [], [], []
     for batch_ids, keep in plan.batches:
-        for kept, doc_states, doc_ids in zip(keep, encode_batch(model, batch_ids, content), batch_ids):
+        for kept, doc_states, doc_ids in zip(keep, model.store_matrices(batch_ids, content), batch_ids):
             if kept is not None:
                 ids.append(kept[0])
                 states.append(doc_states)

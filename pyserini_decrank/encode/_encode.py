@@ -96,11 +96,6 @@ def document_batches(model: QueryLikelihoodModel, corpus: Iterable[Document], st
             on_chunk(len(chunk))
 
 
-def encode_batch(model: QueryLikelihoodModel, ids: list[list[int]], content: str = "encoder-states") -> list:
-    """Each document's encoder states or, for a ``cross-kv`` store, its cross-attention keys/values."""
-    return model.store_matrices(ids, content)
-
-
 def encode_corpus(
     model: QueryLikelihoodModel | str,
     corpus: Iterable[Document],
@@ -142,7 +137,7 @@ def encode_corpus(
                 if not any(new):
                     stats.skipped += len(new)
                     continue
-                for (doc, digest), states, ids, is_new in zip(batch.documents, encode_batch(model, batch.ids, content),
+                for (doc, digest), states, ids, is_new in zip(batch.documents, model.store_matrices(batch.ids, content),
                                                               batch.ids, new):
                     if is_new:
                         writer.add(doc.docid, states, digest, model.stored_token_ids(ids))
