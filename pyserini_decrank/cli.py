@@ -212,7 +212,10 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--run", "run_path", required=True, type=click.Path(dir_okay=False), help="First-stage TREC run.")
 @click.option("--output", required=True, type=click.Path(dir_okay=False))
 @click.option("--depth", type=POSITIVE, default=100, show_default=True, help="Candidates re-ranked per query; the rest follow in first-stage order.")
-@click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=32, show_default=True, help="Candidates per forward pass.")
+@click.option("--query-batch", type=POSITIVE, default=1, show_default=True,
+              help="Pool the candidates of this many queries before cutting them into --batch-size batches, so that one "
+                   "batch holds several queries' candidates (on a GPU: --batch-size of about query-batch x depth).")
 @click.option("--alpha", type=AlphaOrModel(), default=None,
               help="Weight of the first-stage score, interpolated after min-max normalising both per query; "
                    "`model`: the alpha the decoder model carries (chosen on its dev split).")
@@ -238,7 +241,7 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=POSITIVE, default=None)
 @_ray_options
-def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, alpha, interpolated, tag, skip_missing,
+def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_size, query_batch, alpha, interpolated, tag, skip_missing,
            precision, head_precision, cross_attention, attention, copy, document_prefix, query_prefix, device, threads,
            ray_address, ray_workers, ray_cpus, ray_gpus) -> None:
     """Re-rank a first-stage run (by default with the decoder over stored encoder states)."""
@@ -258,7 +261,7 @@ def rerank(method, model, store, corpus, topics, run_path, output, depth, batch_
         model = str(Path(model).resolve()) if model and Path(model).exists() else model
     options = dict(method=method, model=model, store=store, corpus=corpus,
                    docids={h.docid for hits in run.values() for h in hits[:depth]}, batch_size=batch_size,
-                   alpha=alpha, skip_missing=skip_missing, device=device, precision=precision,
+                   query_batch=query_batch, alpha=alpha, skip_missing=skip_missing, device=device, precision=precision,
                    attention=attention, document_prefix=document_prefix, query_prefix=query_prefix,
                    head_precision=head_precision, cross_attention=cross_attention, copy=copy)
     reranker = load_reranker(**options)
@@ -356,8 +359,13 @@ def train(**options) -> None:
 @click.option("--doc-tokens", "doc_tokens", multiple=True, type=POSITIVE, default=[80], show_default=True, help="Repeatable.")
 @click.option("--query-tokens", type=POSITIVE, default=10, show_default=True)
 @click.option("--precision", "precisions", multiple=True, type=click.Choice(list(PRECISIONS)), default=["fp32"], show_default=True, help="Repeatable.")
-@click.option("--queries", type=POSITIVE, default=5, show_default=True, help="Timed queries per configuration (after one warm-up).")
-@click.option("--batch-size", type=POSITIVE, default=100, show_default=True)
+@click.option("--queries", type=POSITIVE, default=5, show_default=True,
+              help="Timed query batches per configuration (after one warm-up).")
+@click.option("--query-batch", "query_batches", multiple=True, type=POSITIVE, default=[1], show_default=True,
+              help="Queries whose candidates go through both paths together (as `rerank --query-batch`); repeatable.")
+@click.option("--batch-size", type=POSITIVE, default=None,
+              help="Rows per forward pass of either path [default: 100 on a CPU; on a GPU a whole query batch, up to 8192].")
+@click.option("--device", default="cpu", show_default=True, help="Where both paths run (cpu, cuda, cuda:1).")
 @click.option("--threads", type=POSITIVE, default=None, help="Torch threads [default: torch's].")
 @click.option("--content", "contents", multiple=True, type=click.Choice(DECODER_PATHS),
               default=list(DECODER_PATHS), show_default=True,
@@ -373,8 +381,8 @@ def train(**options) -> None:
               help="Also time the decoder path with this copy-aware scoring (as `rerank --copy`), alternating with the plain one.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the results here.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="PNG plot [default: beside --json].")
-def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_size, threads, contents, codecs, attention,
-          biencoder, copy, json_path, plot_path) -> None:
+def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, query_batches, batch_size, device, threads, contents,
+          codecs, attention, biencoder, copy, json_path, plot_path) -> None:
     """Time cross-attention against decoder-only re-ranking side by side, one process, same candidates."""
     _quiet_transformers()
     _query_time(threads)
@@ -382,13 +390,14 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
 
     from .bench import CrossTiming, bench_one, codec_fits_content, load_bench_model, plot, save_json
     from .evaluate import format_rows
-    from .model import set_attention
+    from .model import check_device, set_attention
 
+    check_device(device)
     results = []
     for shape in shapes:
         model, tokenizer = load_bench_model(shape)
         set_attention(model, attention)
-        for depth, tokens, precision in product(depths, doc_tokens, precisions):
+        for depth, tokens, precision, query_batch in product(depths, doc_tokens, precisions, query_batches):
             cross = CrossTiming()  # the cross-attention baseline is timed once per configuration, beside every row
             for content, codec in product(contents, codecs):
                 if not codec_fits_content(codec, content):
@@ -397,17 +406,19 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, batch_s
                     continue
                 result = bench_one(model, tokenizer, shape, depth, tokens, query_tokens, precision, queries=queries,
                                    batch_size=batch_size, with_biencoder=biencoder, content=content, codec=codec,
-                                   cross_timing=cross, copy=copy)
+                                   cross_timing=cross, copy=copy, device=device, query_batch=query_batch)
                 results.append(result)
                 if json_path:  # every finished row is kept, should a time-limited run be stopped
                     save_json(results, json_path)
-                click.echo(f"{shape} {content} {result.codec} depth={depth} doc={tokens} {precision}: cross "
-                           f"{result.cross_ms:.1f} ms, decoder {result.decoder_ms:.1f} ms, {result.ratio:.2f}x; decoder "
+                click.echo(f"{shape} {content} {result.codec} depth={depth} doc={tokens} {precision} "
+                           f"queries/batch={query_batch}: cross {result.cross_ms:.1f} ms, decoder {result.decoder_ms:.1f} ms "
+                           f"per query, {result.ratio:.2f}x; decoder "
                            f"{result.decoder_gflops:.0f} of {result.peak_gflops:.0f} GFLOP/s"
                            + (f"; with --copy {result.copy} {result.decoder_copy_ms:.1f} ms ({result.copy_overhead:+.1%})"
                               if result.decoder_copy_ms is not None else ""), err=True)
-    columns = ["shape", "content", "codec", "precision", "attention", "depth", "doc_tokens", "cross_ms", "decoder_ms", "ratio",
-               "flop_ratio", "decoder_gflops", "peak_gflops"]
+    columns = ["shape", "content", "codec", "precision", "attention", "depth", "doc_tokens", "query_batch", "cross_ms",
+               "decoder_ms", "cross_queries_per_s", "decoder_queries_per_s", "ratio", "flop_ratio", "decoder_gflops",
+               "peak_gflops"]
     if biencoder:
         columns.append("biencoder_ms")
     if copy != "none":

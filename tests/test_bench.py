@@ -101,3 +101,65 @@ def test_bench_times_copying_beside_the_plain_decoder(copy, tiny_models, tmp_pat
     assert "copy_overhead" in result.stdout
     bad = CliRunner().invoke(main, ["bench", "--shape", str(tiny_models("bart")), "--copy", "2"])
     assert bad.exit_code == 2 and "--copy 2: lambda must be in [0, 1)" in bad.output and "Traceback" not in bad.output
+
+
+def test_bench_batches_queries_and_reports_queries_per_second(tiny_models, tmp_path):
+    """``--query-batch``: rows per batch size, per-query times and queries/s that agree, the chip named."""
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "--shape", str(tiny_models("t5")), "--depth", "6", "--doc-tokens", "12",
+                                       "--query-tokens", "4", "--queries", "2", "--content", "absorbed",
+                                       "--query-batch", "1", "--query-batch", "3", "--batch-size", "18",
+                                       "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [r["query_batch"] for r in rows] == [1, 3] and all(r["batch_size"] == 18 for r in rows)
+    for r in rows:
+        assert r["device"].startswith("cpu")
+        assert r["decoder_queries_per_s"] == pytest.approx(1000 / r["decoder_ms"], rel=0.01)
+        assert r["cross_queries_per_s"] == pytest.approx(1000 / r["cross_ms"], rel=0.01)
+    # FLOPs per query do not depend on how many queries share a batch: the FLOP ratio stays
+    assert rows[0]["flop_ratio"] == pytest.approx(rows[1]["flop_ratio"], rel=0.01)
+    assert "queries/batch=3" in result.stderr
+
+
+def test_bench_query_batch_scores_each_row_with_its_own_query(tiny_models):
+    """What a batched bench row times is real scoring: each candidate row read with its own query's labels."""
+    import torch
+
+    from pyserini_decrank.bench import make_candidates
+    from pyserini_decrank.model import QueryLikelihoodModel
+
+    qlm = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    candidates = make_candidates(qlm, depth=4, doc_tokens=9, query_tokens=4, query_batch=3)
+    assert len(candidates.batch_label_ids) == 3 and candidates.batch_label_ids[0] == candidates.label_ids
+    assert candidates.batch_cross_ids.shape[0] == 12
+    labels = [ids for ids in candidates.batch_label_ids for _ in range(4)]
+    with torch.inference_mode():
+        together = qlm.score_documents(labels, candidates.documents * 3)
+        apart = torch.cat([qlm.score_documents(ids, candidates.documents) for ids in candidates.batch_label_ids])
+    torch.testing.assert_close(together, apart, rtol=1e-6, atol=1e-5)
+    assert not torch.allclose(apart[:4], apart[4:8])
+
+
+def test_bench_on_a_missing_gpu_is_one_line(tiny_models):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = CliRunner().invoke(main, ["bench", "--shape", str(tiny_models("t5")), "--device", "cuda"])
+    assert result.exit_code != 0 and "--device cuda: torch sees no CUDA device here" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_bench_on_the_gpu(tiny_models, tmp_path):
+    """Both paths on the GPU, timed with CUDA events; the peak measured on the same GPU."""
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "--shape", str(tiny_models("t5")), "--device", "cuda", "--depth", "8",
+                                       "--doc-tokens", "12", "--query-tokens", "4", "--queries", "2", "--precision", "bf16",
+                                       "--content", "absorbed", "--codec", "PQ8x4", "--query-batch", "1",
+                                       "--query-batch", "4", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert all(r["device"].startswith("cuda: ") and r["decoder_ms"] > 0 and r["peak_gflops"] > 0 for r in rows)
+    assert [r["batch_size"] for r in rows] == [8, 32]

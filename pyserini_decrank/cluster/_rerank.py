@@ -34,7 +34,7 @@ class QueryScorer:
         return self._problem
 
     def rerank_block(self, block: list[tuple[str, str, list[Hit]]], alphas: list[float | None], depth: int) -> list:
-        return [self.reranker.rerank_alphas(query, hits, alphas, k=depth, qid=qid) for qid, query, hits in block]
+        return self.reranker.rerank_many(block, alphas, k=depth)  # the reranker's query_batch queries at a time
 
 
 class RayRankings:

@@ -407,12 +407,16 @@ class QueryLikelihoodModel:
         return log_probs[..., 0], log_probs[..., 1:], copied, hidden
 
     @torch.inference_mode()
-    def score_documents(self, label_ids: Sequence[int], documents: Sequence[torch.Tensor],
+    def score_documents(self, label_ids: Sequence[int] | Sequence[Sequence[int]], documents: Sequence[torch.Tensor],
                         cross_kv: bool = False, token_ids: Sequence | None = None) -> torch.Tensor:
-        """``score_states`` of one query against documents as a store hands them back, one matrix each
+        """``score_states`` of one query (``label_ids``), or of one query per document (a list of label id
+        lists: queries batched together), against documents as a store hands them back, one matrix each
         (encoder states, or cross-attention keys/values for ``cross_kv``), with each document's stored
         token ids when the model copies; batching is the caller's."""
-        labels = pad_labels([label_ids] * len(documents))
+        per_row = len(label_ids) > 0 and not isinstance(label_ids[0], (int, np.integer))
+        if per_row and len(label_ids) != len(documents):
+            raise DecrankError(f"{len(label_ids)} queries' labels for {len(documents)} documents: give one per document")
+        labels = pad_labels(list(label_ids) if per_row else [label_ids] * len(documents))
         if cross_kv:
             split, mask = split_documents(documents, self.cross_kv_layout(), self.device, self._compute_dtype())
         else:

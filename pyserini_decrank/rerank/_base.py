@@ -4,7 +4,9 @@ Shared here: the query and candidate checks, the depth (only the first ``k`` hit
 keep their first-stage order after them), interpolation with the first-stage score (``alpha``),
 missing candidates (an error, or dropped with ``skip_missing``), the deterministic sort (ties keep
 first-stage order), non-finite scores (an error naming the query and docid), ``rerank`` /
-``batch_rerank``, writing run files, and raw texts in sentence-transformers' shape (``rank``, ``predict``).
+``batch_rerank`` (the candidates of up to ``query_batch`` queries scored together, in one decoder batch
+where the method pools them), writing run files, and raw texts in sentence-transformers' shape (``rank``,
+``predict``).
 """
 
 from __future__ import annotations
@@ -138,11 +140,15 @@ class Reranker(ABC):
 
     method = ""  # the name `decrank rerank --method` knows it by
 
-    def __init__(self, batch_size: int = 32, alpha: float | str | None = None, skip_missing: bool = False) -> None:
-        """``alpha``: None (the method's own score), a number in [0, 1], or ``"model"`` (``resolve_alpha``)."""
-        if batch_size < 1:
-            raise DecrankError(f"batch_size must be at least 1, not {batch_size}")
-        self.batch_size, self.skip_missing = batch_size, skip_missing
+    def __init__(self, batch_size: int = 32, alpha: float | str | None = None, skip_missing: bool = False,
+                 query_batch: int = 1) -> None:
+        """``batch_size``: candidates per forward pass; ``query_batch``: queries whose candidates are pooled
+        before they are cut into such batches (``batch_rerank``, run files), so that a batch can hold the
+        candidates of several queries; ``alpha``: None (the method's own score), a number in [0, 1], or
+        ``"model"`` (``resolve_alpha``)."""
+        check_depth(batch_size, "batch_size")
+        check_depth(query_batch, "query_batch")
+        self.batch_size, self.skip_missing, self.query_batch = batch_size, skip_missing, query_batch
         self.alpha = self.resolve_alpha(alpha)
 
     # ------------------------------------------------------------------ the first stage's weight
@@ -163,6 +169,11 @@ class Reranker(ABC):
     def _score(self, query: str, docids: Sequence[str]) -> np.ndarray:
         """Scores of ``docids`` (all known, at least one) for a non-empty ``query``."""
 
+    def _score_many(self, queries: Sequence[str], docids: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """``_score`` of each query and its candidates; a method that can put the candidates of several
+        queries in one batch overrides this."""
+        return [self._score(query, ids) for query, ids in zip(queries, docids)]
+
     @abstractmethod
     def missing(self, docids: Sequence[str]) -> list[str]:
         """The docids this re-ranker cannot score."""
@@ -181,18 +192,32 @@ class Reranker(ABC):
     def score(self, query: str, docids: Sequence[str], qid: str | None = None) -> np.ndarray:
         """The method's score of each candidate for ``query``; an unknown candidate or a non-finite score
         is an error naming it."""
-        check_query(query, qid)
-        if isinstance(docids, (str, bytes)):
-            raise DecrankError(f"docids must be a sequence of strings, not {type(docids).__name__}")
-        docids = list(docids)
-        if not all(isinstance(d, str) for d in docids):
-            raise DecrankError("docids must be a sequence of strings, not one holding other types")
-        if not docids:
-            return np.zeros(0, dtype=np.float32)
-        missing = self.missing(docids)
-        if missing:
-            raise MissingCandidatesError(self.where, missing, qid)
-        return _finite(np.asarray(self._score(query, docids)), query, qid, docids)
+        return self.score_many([(query, docids, qid)])[0]
+
+    def score_many(self, requests: Sequence[tuple[str, Sequence[str], str | None]]) -> list[np.ndarray]:
+        """``score`` of each ``(query, docids, qid)``, the candidates of up to ``query_batch`` queries scored
+        together; equal to scoring them one query at a time within the method's batching tolerance."""
+        checked = []
+        for query, docids, qid in requests:
+            check_query(query, qid)
+            if isinstance(docids, (str, bytes)):
+                raise DecrankError(f"docids must be a sequence of strings, not {type(docids).__name__}")
+            docids = list(docids)
+            if not all(isinstance(d, str) for d in docids):
+                raise DecrankError("docids must be a sequence of strings, not one holding other types")
+            missing = self.missing(docids) if docids else []
+            if missing:
+                raise MissingCandidatesError(self.where, missing, qid)
+            checked.append((query, docids, qid))
+        out: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(checked)
+        scored = [i for i, (_, docids, _) in enumerate(checked) if docids]
+        for start in range(0, len(scored), self.query_batch):
+            chunk = scored[start : start + self.query_batch]
+            results = self._score_many([checked[i][0] for i in chunk], [checked[i][1] for i in chunk])
+            for i, scores in zip(chunk, results):
+                query, docids, qid = checked[i]
+                out[i] = _finite(np.asarray(scores), query, qid, docids)
+        return out
 
     def score_texts(self, query: str, documents: Sequence[str], doc_ids: Sequence[str] | None = None) -> np.ndarray:
         """The method's score of each raw text for ``query``, in their order (no first-stage scores, so no
@@ -248,13 +273,25 @@ class Reranker(ABC):
     def rerank_alphas(self, query: str, hits: Sequence[Any], alphas: Sequence[float | None], k: int | None = None,
                       qid: str | None = None) -> list[list]:
         """``rerank`` at each of ``alphas``, the candidates scored once for all of them."""
+        return self.rerank_many([(qid, query, hits)], alphas, k=k)[0]
+
+    def rerank_many(self, items: Sequence[tuple[str | None, str, Sequence[Any]]], alphas: Sequence[float | None],
+                    k: int | None = None) -> list[list[list]]:
+        """``rerank_alphas`` of each ``(qid, query, hits)``, in their order; the candidates of up to
+        ``query_batch`` queries are scored together."""
         for alpha in alphas:
             _check_alpha(alpha)
-        check_query(query, qid)
-        head, tail = self._split(check_hits(hits, qid), k)
-        scores = self.score(query, [str(h.docid) for h in head], qid=qid)
-        first = np.array([float(h.score) for h in head], dtype=np.float64)
-        return [order_hits(head, interpolate(first, scores, alpha), tail) for alpha in alphas]
+        splits = []
+        for qid, query, hits in items:
+            check_query(query, qid)
+            splits.append(self._split(check_hits(hits, qid), k))
+        scores = self.score_many([(query, [str(h.docid) for h in head], qid)
+                                  for (qid, query, _), (head, _) in zip(items, splits)])
+        out = []
+        for (head, tail), method_scores in zip(splits, scores):
+            first = np.array([float(h.score) for h in head], dtype=np.float64)
+            out.append([order_hits(head, interpolate(first, method_scores, alpha), tail) for alpha in alphas])
+        return out
 
     def rerank(self, query: str, hits: Sequence[Any], k: int | None = None, qid: str | None = None) -> list:
         """Hits sorted by the new score. Only the first ``k`` (all by default) are scored; the rest keep
@@ -264,16 +301,24 @@ class Reranker(ABC):
 
     def batch_rerank(self, queries: Mapping[str, str], hits_by_qid: Mapping[str, Sequence[Any]],
                      k: int | None = None) -> dict[str, list]:
-        """``rerank`` for every qid of ``hits_by_qid``; a qid without a query is an error."""
+        """``rerank`` for every qid of ``hits_by_qid``, the candidates of up to ``query_batch`` queries
+        scored together; a qid without a query is an error."""
         for name, value in (("queries", queries), ("hits_by_qid", hits_by_qid)):
             if not isinstance(value, Mapping):
                 raise DecrankError(f"batch_rerank takes {name} as a mapping from qid, not a {type(value).__name__}")
-        out = {}
-        for qid, hits in hits_by_qid.items():
+        for qid in hits_by_qid:
             if qid not in queries:
                 raise DecrankError(f"query {qid} of the run has no topic text")
-            out[qid] = self.rerank(queries[qid], hits, k=k, qid=qid)
-        return out
+        return {qid: per_alpha[0] for qid, per_alpha in self._rankings(queries, hits_by_qid, [self.alpha], k)}
+
+    def _rankings(self, queries: Mapping[str, str], run: Mapping[str, Sequence[Any]], alphas: Sequence[float | None],
+                  k: int | None) -> Iterator[tuple[str, list]]:
+        """Each qid of ``run`` in order with its rankings at each of ``alphas``, ``query_batch`` queries at a time."""
+        qids = list(run)
+        for start in range(0, len(qids), self.query_batch):
+            chunk = qids[start : start + self.query_batch]
+            ranked = self.rerank_many([(qid, queries[qid], run[qid]) for qid in chunk], alphas, k=k)
+            yield from zip(chunk, ranked)
 
     # ------------------------------------------------------------------ run files
     def check_run(self, queries: Mapping[str, str], run: Mapping[str, Sequence[Hit]], depth: int,
@@ -324,8 +369,7 @@ class Reranker(ABC):
                 writers.append(RunWriter(path, name))
             bar = tqdm(total=len(run), desc="rerank", unit="query", disable=not progress, dynamic_ncols=True)
             alphas = [a for a, _, _ in targets]
-            ranked = rankings(alphas) if rankings is not None else (
-                (qid, self.rerank_alphas(queries[qid], hits, alphas, k=depth, qid=qid)) for qid, hits in run.items())
+            ranked = rankings(alphas) if rankings is not None else self._rankings(queries, run, alphas, depth)
             for qid, per_alpha in ranked:
                 for writer, ranking in zip(writers, per_alpha):
                     writer.write(qid, ranking)
@@ -349,8 +393,8 @@ class TextReranker(Reranker):
     ``source`` names where the texts came from in errors. A subclass implements ``_score_texts``."""
 
     def __init__(self, texts: Mapping[str, str] | None = None, batch_size: int = 32, alpha: float | None = None,
-                 skip_missing: bool = False, source: str = "the texts given") -> None:
-        super().__init__(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
+                 skip_missing: bool = False, source: str = "the texts given", query_batch: int = 1) -> None:
+        super().__init__(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, query_batch=query_batch)
         self.texts, self.source = texts or {}, source
 
     @property

@@ -19,8 +19,9 @@ class BiEncoderReranker(TextReranker):
 
     def __init__(self, model, tokenizer, texts: Mapping[str, str] | None = None, max_length: int = 256, batch_size: int = 32,
                  alpha: float | None = None, skip_missing: bool = False, source: str = "the texts given",
-                 device: str = "cpu", precision: str = "fp32", attention: str | None = None) -> None:
-        super().__init__(texts, batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, source=source)
+                 device: str = "cpu", precision: str = "fp32", attention: str | None = None, query_batch: int = 1) -> None:
+        super().__init__(texts, batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, source=source,
+                         query_batch=query_batch)
         self.device = check_device(device)
         self.model, self.tokenizer, self.max_length = model.eval().to(self.device), tokenizer, max_length
         set_attention(self.model, attention)

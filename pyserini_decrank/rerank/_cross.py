@@ -26,8 +26,9 @@ class CrossAttentionReranker(TextReranker):
 
     def __init__(self, model, tokenizer, texts: Mapping[str, str] | None = None, batch_size: int = 32,
                  max_length: int = 512, alpha: float | None = None, skip_missing: bool = False, source: str = "the texts given",
-                 precision: str = "fp32", device: str = "cpu", attention: str | None = None) -> None:
-        super().__init__(texts, batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, source=source)
+                 precision: str = "fp32", device: str = "cpu", attention: str | None = None, query_batch: int = 1) -> None:
+        super().__init__(texts, batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, source=source,
+                         query_batch=query_batch)
         self.device = check_device(device)
         self.model, self.tokenizer = model.eval().to(self.device), tokenizer
         set_attention(self.model, attention)
@@ -55,7 +56,17 @@ class CrossAttentionReranker(TextReranker):
         return logits[:, [self.true_id, self.false_id]].float().log_softmax(-1)[:, 0].cpu()
 
     def _score_texts(self, query: str, texts: Sequence[str], docids: Sequence[str] | None) -> np.ndarray:
-        inputs = [TEMPLATE.format(query=query, document=text) for text in texts]
+        return self._score_inputs([TEMPLATE.format(query=query, document=text) for text in texts])
+
+    def _score_many(self, queries: Sequence[str], docids: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """The candidates of several queries in the same batches, as the decoder path pools them."""
+        inputs = [TEMPLATE.format(query=query, document=self.texts[d]) for query, ids in zip(queries, docids) for d in ids]
+        scores = self._score_inputs(inputs)
+        ends = np.cumsum([len(ids) for ids in docids])
+        return np.split(scores, ends[:-1])
+
+    def _score_inputs(self, inputs: Sequence[str]) -> np.ndarray:
+        """Scores of filled-in templates, ``batch_size`` at a time."""
         scores = np.empty(len(inputs), dtype=np.float32)
         for start in range(0, len(inputs), self.batch_size):
             enc = self.tokenizer(inputs[start : start + self.batch_size], padding=True, truncation=True,

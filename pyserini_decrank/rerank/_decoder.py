@@ -27,10 +27,12 @@ class DecoderReranker(Reranker):
         batch_size: int = 32,
         skip_missing: bool = False,
         alpha: float | str | None = None,
+        query_batch: int = 1,
     ) -> None:
-        """Without a ``store`` only raw texts can be scored (``rank``, ``predict``, ``score_texts``)."""
+        """Without a ``store`` only raw texts can be scored (``rank``, ``predict``, ``score_texts``).
+        ``query_batch``: queries whose candidates share decoder batches (``batch_size`` rows each)."""
         self.model = model  # first: ``alpha="model"`` reads it
-        super().__init__(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
+        super().__init__(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, query_batch=query_batch)
         self.cross_kv = store is not None and store.manifest.model.get("content") == "cross-kv"
         if store is not None:
             store.check_model(model.fingerprint("cross-kv" if self.cross_kv else "encoder-states"))
@@ -48,6 +50,7 @@ class DecoderReranker(Reranker):
         skip_missing: bool = False,
         alpha: float | str | None = None,
         copy: str | None = None,
+        query_batch: int = 1,
         **model_kwargs,
     ) -> "DecoderReranker":
         """``store``: a folder written by `decrank encode` (without one, raw texts only); ``alpha="model"``
@@ -58,7 +61,7 @@ class DecoderReranker(Reranker):
         qlm = QueryLikelihoodModel.from_pretrained(model, device=device, **model_kwargs)
         if copy is not None:
             qlm.set_copy(copy)
-        return cls(qlm, store, batch_size=batch_size, skip_missing=skip_missing, alpha=alpha)
+        return cls(qlm, store, batch_size=batch_size, skip_missing=skip_missing, alpha=alpha, query_batch=query_batch)
 
     def model_alpha(self, option: str = "alpha") -> float:
         """The alpha the model carries (``decrank_config.json``), chosen on its dev split."""
@@ -76,8 +79,16 @@ class DecoderReranker(Reranker):
         return self.store.missing(docids) if self.store is not None else list(docids)
 
     def _score(self, query: str, docids: Sequence[str]) -> np.ndarray:
-        states, tokens = self.store.get_many_with_tokens(docids, with_tokens=self.model.copy.active)
-        return self._score_matrices(query, states, tokens)
+        return self._score_many([query], [docids])[0]
+
+    def _score_many(self, queries: Sequence[str], docids: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """The candidates of all ``queries`` read from the store at once and scored in shared decoder batches,
+        each row with its own query's labels."""
+        flat = [d for ids in docids for d in ids]
+        states, tokens = self.store.get_many_with_tokens(flat, with_tokens=self.model.copy.active)
+        labels = [self.model.query_labels(query) for query in queries]
+        scores = self._score_matrices([labels[q] for q, ids in enumerate(docids) for _ in ids], states, tokens)
+        return np.split(scores, np.cumsum([len(ids) for ids in docids])[:-1])
 
     def _score_texts(self, query: str, texts: Sequence[str], docids: Sequence[str] | None) -> np.ndarray:
         stored = np.zeros(len(texts), dtype=bool)
@@ -105,17 +116,19 @@ class DecoderReranker(Reranker):
                     states[i] = matrix
                     if tokens is not None:
                         tokens[i] = self.model.stored_token_ids(doc_ids)
-        return self._score_matrices(query, states, tokens)
+        return self._score_matrices([self.model.query_labels(query)] * len(texts), states, tokens)
 
-    def _score_matrices(self, query: str, states: Sequence[torch.Tensor], tokens: Sequence | None) -> np.ndarray:
-        """Scores of documents given as a store hands them back (states or keys/values, token ids to copy)."""
-        labels = self.model.query_labels(query)
+    def _score_matrices(self, labels: Sequence[Sequence[int]], states: Sequence[torch.Tensor],
+                        tokens: Sequence | None) -> np.ndarray:
+        """Scores of rows of (query labels, document as a store hands it back: states or keys/values, token
+        ids to copy)."""
         # longest first, so that each batch pads to about its own length
         order = sorted(range(len(states)), key=lambda i: states[i].shape[0], reverse=True)
         scores = np.empty(len(states), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            scores[batch] = self.model.score_documents(labels, [states[i] for i in batch], cross_kv=self.cross_kv,
+            scores[batch] = self.model.score_documents([labels[i] for i in batch], [states[i] for i in batch],
+                                                       cross_kv=self.cross_kv,
                                                        token_ids=None if tokens is None else [tokens[i] for i in batch]
                                                        ).numpy()
         return scores

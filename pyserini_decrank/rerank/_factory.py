@@ -20,16 +20,16 @@ DECODER_OPTIONS = {"copy": None, "head_precision": "compute", "cross_attention":
 def load_reranker(method: str, model: str | None = None, store: str | None = None, corpus: str | None = None,
                   docids: Iterable[str] | None = None, batch_size: int = 32, alpha: float | str | None = None,
                   skip_missing: bool = False, device: str = "cpu", precision: str = "fp32",
-                  attention: str | None = None, **model_options) -> Reranker:
+                  attention: str | None = None, query_batch: int = 1, **model_options) -> Reranker:
     """``decoder`` reads ``store``; ``cross`` and ``biencoder`` read the text of ``docids`` (all if None)
-    from ``corpus``. ``model_options`` go to the decoder's model (prefixes, head precision). ``alpha="model"``
+    from ``corpus``. ``query_batch`` queries share forward passes. ``model_options`` go to the decoder's model (prefixes, head precision). ``alpha="model"``
     (decoder only) is the alpha the model carries."""
     for name, unset in DECODER_OPTIONS.items():
         if method != "decoder" and model_options.get(name, unset) != unset:
             option = "--" + name.replace("_", "-")
             raise DecrankError(f"{name} is an option of the decoder's model; method {method!r} has none",
                                cli=f"{option} is an option of --method decoder; --method {method} has none")
-    common = dict(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing)
+    common = dict(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, query_batch=query_batch)
     if method == "decoder":
         if not store:
             raise DecrankError("method 'decoder' re-ranks a run from stored states: give store= (a folder written by "
