@@ -68,6 +68,15 @@ def test_with_alpha_it_interpolates_the_frames_score_as_the_cli_does(setup):
     np.testing.assert_allclose([got[k] for k in expected], list(expected.values()), atol=1e-5)
 
 
+def test_queries_batched_together_rank_as_one_at_a_time(setup):
+    """``query_batch``: a frame's queries share decoder batches, and the ranking is the same."""
+    root, model, store, first_stage, reranker = setup
+    batched = DecrankReRanker(DecoderReranker(reranker.reranker.model, store, batch_size=64, query_batch=3))
+    one, together = (first_stage >> reranker)(topics_frame()), (first_stage >> batched)(topics_frame())
+    assert list(one["qid"]) == list(together["qid"]) and list(one["docno"]) == list(together["docno"])
+    np.testing.assert_allclose(one["score"], together["score"], atol=1e-5, rtol=1e-6)
+
+
 def test_a_text_column_is_read_and_the_store_serves_the_docnos_it_holds(setup, docs):
     root, model, store, first_stage, reranker = setup
     with_text = first_stage >> pt.apply.text(lambda row: docs[row["docno"]]) >> reranker

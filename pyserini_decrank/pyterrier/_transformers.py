@@ -64,7 +64,7 @@ class DecrankReRanker(pt.Transformer):
         if frame.empty:
             return pt.model.add_ranks(frame.assign(score=pd.Series(dtype="float64")))
         texts = self.text_field in frame.columns
-        groups = []
+        queries = []
         for qid, group in frame.groupby("qid", sort=False):
             query, docnos = group["query"].iloc[0], [str(d) for d in group["docno"]]
             if not texts and self.reranker.skip_missing:
@@ -72,19 +72,34 @@ class DecrankReRanker(pt.Transformer):
                 group, docnos = group[keep.to_numpy()], [d for d, k in zip(docnos, keep) if k]
                 if group.empty:
                     continue
-            try:
-                if texts:
-                    scores = self.reranker.score_texts(query, group[self.text_field].tolist(), doc_ids=docnos)
-                else:
-                    scores = self.reranker.score(query, docnos, qid=str(qid))
-            except DecrankError as exc:
-                raise DecrankError(f"query {qid}: {exc}", cli=f"query {qid}: {exc.cli_message}") from None
-            if alpha is not None:
-                scores = interpolate(group["score"].to_numpy(np.float64), scores, alpha)
-            order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-            groups.append(group.iloc[order].assign(score=np.asarray(scores, dtype=np.float64)[order]))
+            queries.append((str(qid), group, query, docnos))
+        groups = []
+        for start in range(0, len(queries), self.reranker.query_batch):
+            chunk = queries[start : start + self.reranker.query_batch]
+            groups += [self._ranked(group, scores, alpha) for (_, group, _, _), scores in zip(chunk, self._scores(chunk, texts))]
         out = pd.concat(groups, ignore_index=True) if groups else frame.iloc[:0].assign(score=pd.Series(dtype="float64"))
         return pt.model.add_ranks(out)
+
+    def _scores(self, chunk: list, texts: bool) -> list[np.ndarray]:
+        """The re-ranker's scores of a few queries' rows: from their texts, or from the store by docno with the
+        queries' candidates sharing batches (the re-ranker's ``query_batch``)."""
+        if not texts:
+            return self.reranker.score_many([(query, docnos, qid) for qid, _, query, docnos in chunk])
+        out = []
+        for qid, group, query, docnos in chunk:
+            try:
+                out.append(self.reranker.score_texts(query, group[self.text_field].tolist(), doc_ids=docnos))
+            except DecrankError as exc:
+                raise DecrankError(f"query {qid}: {exc}", cli=f"query {qid}: {exc.cli_message}") from None
+        return out
+
+    @staticmethod
+    def _ranked(group: pd.DataFrame, scores: np.ndarray, alpha: float | None) -> pd.DataFrame:
+        """``group`` sorted by its new score (ties in input order), interpolated at ``alpha`` where set."""
+        if alpha is not None:
+            scores = interpolate(group["score"].to_numpy(np.float64), scores, alpha)
+        order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+        return group.iloc[order].assign(score=np.asarray(scores, dtype=np.float64)[order])
 
 
 class DecrankIndexer(pt.Indexer):
