@@ -6,7 +6,7 @@
         [--batch-size 8] [--num-negatives 7] [--max-minutes M] [--threads 2] [--test-topics FILE ...] \
         [--unlabelled-queries TOPICS ...] [--dev-beir NAME=FOLDER ...] [--dev-beir-split train] \
         [--train-beir NAME [--train-beir-repeat 1]] [--package MODEL_DIR] [--device cpu] [--copy none [--copy-lr LR]] \
-        [--objective distil|label-distil [--label-adds-likelihood]]
+        [--objective distil|label-distil [--label-adds-likelihood]] [--codec SPEC] [--dev-codec SPEC]
 
 Training queries: NQ-QED train, WikiQA, the SQuAD one-question-per-paragraph sample and the MS MARCO toy
 positives. Dev split: NQ-QED dev (real Google queries), never trained on; a dev query whose text is also a
@@ -26,6 +26,10 @@ mined for them from the training passages); those shared with a test topic or a 
 and the counts go into OUT.json. ``--train-beir NAME`` adds the rest of dev domain NAME's split as training
 pairs (its queries not in the dev split, their relevant documents not judged in the folder's test qrels),
 ``--train-beir-repeat`` times over, so that a small domain is not lost among the others.
+
+``--codec SPEC`` trains the decoder on states through that store codec (quantisation-aware, `decrank train
+--codec`); ``--dev-codec SPEC`` scores the student (the teachers keep the bf16 stores) from dev stores written
+with that codec, as a user's store would be, so that a plain and a codec-trained run can be compared on them.
 
 With ``--package``, once training is complete, the decoder package is copied into MODEL_DIR with the alpha
 chosen at the last step in its decrank_config.json, and OUT.json beside it as dev_curve.json. The alpha is the
@@ -88,17 +92,30 @@ def dev_split(train: PairSet, dev: PairSet, limit: int, workdir: Path, depth: in
     return pool, queries, qrels, dict(zip(queries, hits))
 
 
+def dev_stores(base: QueryLikelihoodModel, documents: list[tuple[str, str]], folder: Path,
+               dev_codec: str | None) -> tuple[EncoderStateStore, EncoderStateStore | None]:
+    """FOLDER/store (bf16: what the teachers and the trainer read) and, with ``dev_codec``, FOLDER/store-CODEC,
+    the same documents in that codec, which the student is scored from."""
+    encode_corpus(base, (Document(d, t) for d, t in documents), str(folder / "store"), max_length=192, codec="bf16",
+                  progress=True)
+    coded = None
+    if dev_codec:
+        path = folder / f"store-{dev_codec.replace(',', '_')}"
+        encode_corpus(base, (Document(d, t) for d, t in documents), str(path), max_length=192, codec=dev_codec, progress=True)
+        coded = EncoderStateStore(path)
+    return EncoderStateStore(folder / "store"), coded
+
+
 def nq_domain(base: QueryLikelihoodModel, pool: list[str], queries: dict[str, str], qrels: dict, bm25: dict,
-              work: Path) -> "DevDomain":
+              work: Path, dev_codec: str | None = None) -> "DevDomain":
     """The NQ-QED dev domain over WORK/store, which holds every pool passage (the store the trainer reads:
     training adds nothing to it, its passages are all here)."""
     pool_set = PairSet([], pool)
     docid = {str(i): pool_set.passage_id(i) for i in range(len(pool))}
-    encode_corpus(base, (Document(docid[str(i)], t) for i, t in enumerate(pool)), str(work / "store"), max_length=192,
-                  codec="bf16", progress=True)
+    store, coded = dev_stores(base, [(docid[str(i)], t) for i, t in enumerate(pool)], work, dev_codec)
     bm25_ids = {q: [(docid[str(h)], s) for h, s in hits] for q, hits in bm25.items()}
     return DevDomain(queries, {q: {docid[d]: r for d, r in rel.items()} for q, rel in qrels.items()}, bm25_ids,
-                     EncoderStateStore(work / "store"))
+                     store, coded)
 
 
 def split_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
@@ -111,16 +128,22 @@ def split_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
 
 @dataclass
 class DevDomain:
-    """One dev domain: queries, qrels, BM25's candidates with scores, and the store holding their states."""
+    """One dev domain: queries, qrels, BM25's candidates with scores, the store holding their states, and
+    (``--dev-codec``) the store in that codec the student is scored from."""
 
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
     bm25: dict[str, list[tuple[str, float]]]
     store: EncoderStateStore
+    coded: EncoderStateStore | None = None
+
+    @property
+    def student_store(self) -> EncoderStateStore:
+        return self.coded or self.store
 
 
 def beir_domain(folder: Path, split: str, limit: int, workdir: Path, depth: int, base: QueryLikelihoodModel,
-                training_queries: set[str]) -> DevDomain:
+                training_queries: set[str], dev_codec: str | None = None) -> DevDomain:
     """A BEIR folder's ``split`` queries (the first ``limit`` judged ones not shared with a training query)
     against BM25's top ``depth`` over its whole corpus; the corpus is encoded into WORK's store for it."""
     corpus = [(d.docid, d.text) for d in read_corpus(folder)]
@@ -134,9 +157,8 @@ def beir_domain(folder: Path, split: str, limit: int, workdir: Path, depth: int,
             break
     hits = bm25_search([t for _, t in corpus], list(queries.values()), workdir / "bm25", depth)
     bm25 = {q: [(corpus[h][0], s) for h, s in ranked] for q, ranked in zip(queries, hits)}
-    encode_corpus(base, (Document(d, t) for d, t in corpus), str(workdir / "store"), max_length=192, codec="bf16",
-                  progress=True)
-    return DevDomain(queries, {q: judged[q] for q in queries}, bm25, EncoderStateStore(workdir / "store"))
+    store, coded = dev_stores(base, corpus, workdir, dev_codec)
+    return DevDomain(queries, {q: judged[q] for q in queries}, bm25, store, coded)
 
 
 def beir_training_pairs(folder: Path, split: str, dev: DevDomain, out: Path) -> tuple[Path, dict]:
@@ -219,6 +241,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="what the teacher's ranking is taught to: the query log-likelihood or the relevance label")
     ap.add_argument("--label-adds-likelihood", action="store_true",
                     help="label-distil: the score is the relevance token plus the query log-likelihood")
+    ap.add_argument("--codec", default=None, help="train on states through this store codec (quantisation-aware)")
+    ap.add_argument("--dev-codec", default=None, help="score the student from dev stores written with this codec")
     return ap.parse_args(argv)
 
 
@@ -243,7 +267,7 @@ def prepare(args: argparse.Namespace, work: Path, record: dict, base: QueryLikel
     for spec in args.dev_beir:
         name, _, folder = spec.partition("=")
         domains[name] = beir_domain(Path(folder), args.dev_beir_split, args.dev_queries, work / f"dev-{name}", args.depth,
-                                    base, training_queries)
+                                    base, training_queries, args.dev_codec)
     test_topics = {t: {norm(q) for q in read_topics(t).values()} for t in args.test_topics}
     extra_pairs = []
     if args.train_beir:
@@ -279,9 +303,9 @@ def prepare(args: argparse.Namespace, work: Path, record: dict, base: QueryLikel
                       encoder_store=str(work / "store"), max_length=192, max_query_length=32, bf16=False,
                       teacher=args.teacher, teacher_alpha=args.teacher_alpha, temperature=args.temperature,
                       mle_weight=args.mle_weight, checkpoint_every=100, max_minutes=args.max_minutes, threads=args.threads,
-                      device=args.device, copy=args.copy, copy_lr=args.copy_lr,
+                      device=args.device, copy=args.copy, copy_lr=args.copy_lr, codec=args.codec,
                       unlabelled_queries=[str(unlabelled_file)] if unlabelled_file else [])
-    return Split(nq_domain(base, pool, queries, qrels, bm25, work), domains, cfg)
+    return Split(nq_domain(base, pool, queries, qrels, bm25, work, args.dev_codec), domains, cfg)
 
 
 class DevCurve:
@@ -313,7 +337,7 @@ class DevCurve:
 
     @staticmethod
     def student_figures(qlm: QueryLikelihoodModel, domain: DevDomain) -> dict:
-        reranker = DecoderReranker(qlm, domain.store, batch_size=100)
+        reranker = DecoderReranker(qlm, domain.student_store, batch_size=100)
         scores = {q: reranker.score(domain.queries[q], [d for d, _ in domain.bm25[q]], qid=q) for q in domain.queries}
         return figures(domain.qrels, scores, domain.bm25)
 

@@ -334,6 +334,10 @@ def evaluate(qrels, measures, relevance_level, complete, runs) -> None:
                    "copying it from the document, uniformly (term frequency / length) or by the last cross-attention layer.")
 @click.option("--copy-lr", type=AtLeast(0, float, strict=True), default=None,
               help="With --copy: the gate's own learning rate [default: --lr].")
+@click.option("--codec", default=None,
+              help="Quantisation-aware: train the decoder on states that went through this store codec (PQ64, "
+                   "OPQ64,PQ64, ... trained once on the training passages as `encode --codec` trains it); the model "
+                   "declares it, and `rerank` warns when a store's codec differs. Needs --freeze-encoder.")
 @click.option("--checkpoint-every", type=POSITIVE, default=200, show_default=True)
 @click.option("--max-minutes", type=AtLeast(0, float), default=None, help="Stop (and save) after this much training time.")
 @click.option("--threads", type=POSITIVE, default=None)

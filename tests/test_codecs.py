@@ -105,3 +105,49 @@ def test_encode_and_rerank_through_a_pq_store(tiny_models, docs, tmp_path):
     coded = DecoderReranker(model, EncoderStateStore(tmp_path / "sq8")).score("digital data storage", list(docs))
     assert np.abs(exact - coded).max() < 0.1  # SQ8 keeps 8 bits per value
     assert isinstance(EncoderStateStore(tmp_path / "sq8").codec, FaissCodec)
+
+
+def test_codec_training_sample_is_the_stores(tmp_path):
+    """The writer and quantisation-aware training share one sample: all tokens up to the limit, else a
+    fixed-seed subsample in order."""
+    from pyserini_decrank.store import codec_training_sample
+
+    docs = [np.full((3, 2), i, dtype=np.float32) for i in range(10)]
+    np.testing.assert_array_equal(codec_training_sample(docs, 100), np.concatenate(docs))
+    sample = codec_training_sample(docs, 7)
+    assert sample.shape == (7, 2) and np.all(np.diff(sample[:, 0]) >= 0)  # a subsample, in order
+    np.testing.assert_array_equal(sample, codec_training_sample(docs, 7))
+
+
+def test_rerank_warns_once_when_the_store_codec_is_not_the_models(tiny_models, docs, tmp_path):
+    """A model trained through a codec (``decrank train --codec``) declares it; a store of another codec is
+    one warning line, from the API and the CLI; the same codec, or a model that declares none, is silent."""
+    import warnings
+
+    from click.testing import CliRunner
+
+    from pyserini_decrank import DecoderReranker
+    from pyserini_decrank.cli import main
+    from pyserini_decrank.rerank import CodecMismatchWarning
+
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    corpus = [Document(d, t) for d, t in docs.items()]
+    encode_corpus(model, corpus, tmp_path / "fp16", codec="fp16", progress=False)
+    encode_corpus(model, corpus, tmp_path / "sq8", codec="SQ8", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DecoderReranker(model, EncoderStateStore(tmp_path / "fp16"))  # declares none: silent
+        model.config.codec = "SQ8"
+        DecoderReranker(model, EncoderStateStore(tmp_path / "sq8"))  # the codec it declares: silent
+    with pytest.warns(CodecMismatchWarning, match="trained to read states through codec SQ8; store .*fp16 holds fp16"):
+        DecoderReranker(model, EncoderStateStore(tmp_path / "fp16"))
+    model.save_pretrained(tmp_path / "model")
+    (tmp_path / "topics.tsv").write_text("q1\tdigital data storage\n")
+    (tmp_path / "run.txt").write_text("".join(f"q1 Q0 {d} {r + 1} {9 - r} bm25\n" for r, d in enumerate(list(docs)[:5])))
+    result = CliRunner().invoke(main, ["rerank", "--model", str(tmp_path / "model"), "--store", str(tmp_path / "fp16"),
+                                       "--topics", str(tmp_path / "topics.tsv"), "--run", str(tmp_path / "run.txt"),
+                                       "--output", str(tmp_path / "out.txt")])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "codec" in line]
+    assert len(lines) == 1 and lines[0].startswith("decrank: warning: model ") and "--codec SQ8" in lines[0]
+    assert (tmp_path / "out.txt").read_text().count("\n") == 5

@@ -243,3 +243,41 @@ def test_the_copy_gate_trains_at_its_own_rate(tiny_models, pairs_file, tmp_path)
         start = np.log(INITIAL_GATE / (1 - INITIAL_GATE))
         moved[copy_lr] = abs(float(trainer.qlm.copy_head.linear.bias.detach()) - start)
     assert moved[0.1] > 10 * moved[None]
+
+
+# ---------------------------------------------------------------------- quantisation-aware training
+def test_codec_aware_training_reads_states_through_the_codec_and_declares_it(tiny_models, pairs_file, tmp_path):
+    """``codec``: the decoder trains on states encoded and decoded by a store codec, trained once on the
+    training passages and kept, so that a resumed run reads the same codes; the model declares the codec."""
+    from pyserini_decrank.store import FaissCodec
+    from pyserini_decrank.train import TRAIN_CODEC_FILE
+
+    out = tmp_path / "qat"
+    options = dict(freeze_encoder=True, encoder_store=str(tmp_path / "store"), codec="PQ8x4", max_minutes=0.0)
+    trainer = Trainer.from_config(config(tiny_models, pairs_file, out, **options), progress=False)
+    states, mask, _ = trainer._passage_states([0, 1, 2])
+    through = trainer._through_codec(states, mask)
+    codec = trainer.store_codec()
+    assert isinstance(codec, FaissCodec) and (out / TRAIN_CODEC_FILE).is_file()
+    real = mask.bool()
+    torch.testing.assert_close(through[real], codec.round_trip(states[real].float()))
+    assert not torch.allclose(through[real], states[real], atol=1e-3)  # really quantised
+    assert torch.equal(through[~real], states[~real])  # padding untouched
+    trainer.run()  # one step, then out of time
+    resumed = Trainer.from_config(config(tiny_models, pairs_file, out, **{**options, "max_minutes": None}), progress=False)
+    resumed.resume()
+    torch.testing.assert_close(resumed._through_codec(states, mask), through)  # the kept codec, not a retrained one
+    resumed.run()
+    model = QueryLikelihoodModel.from_pretrained(str(out))
+    assert model.config.codec == "PQ8x4"
+    assert '"codec": "PQ8x4"' in (out / "README.md").read_text()
+    with pytest.raises(DecrankError, match="different training configuration"):
+        Trainer.from_config(config(tiny_models, pairs_file, out, **{**options, "codec": "PQ4x4"}), progress=False).run()
+
+
+def test_codec_aware_training_refuses_what_it_cannot_do(tiny_models, pairs_file, tmp_path):
+    with pytest.raises(DecrankError, match="codec needs freeze_encoder"):
+        Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "a", codec="PQ8x4"), progress=False)
+    with pytest.raises(DecrankError, match="codec 'PQ7x3x1'"):
+        Trainer.from_config(config(tiny_models, pairs_file, tmp_path / "b", codec="PQ7x3x1", freeze_encoder=True),
+                            progress=False)

@@ -23,7 +23,8 @@ class ScoringConfig:
     ``score`` (one of ``SCORES``) says how the score is read: the query log-likelihood, or the relevance token's
     log-probability (plus, with ``label_adds_likelihood``, the query log-likelihood); the training objective
     chose it, and ``objective`` records which one that was. ``copy`` says how each query token's probability
-    mixes in copying from the document (``_copy``).
+    mixes in copying from the document (``_copy``). ``codec`` names the store codec the decoder was trained to
+    read (states encoded and decoded by it, `decrank train --codec`); None: exact states.
     """
 
     document_prefix: str = ""
@@ -37,6 +38,7 @@ class ScoringConfig:
     label_adds_likelihood: bool = False
     alpha: float | None = None  # BM25's weight chosen on the model's dev split: `decrank rerank --alpha model`
     copy: str = "none"  # copy-aware scoring (``CopySpec``): none, KIND:LAMBDA, or KIND with a learned gate
+    codec: str | None = None  # the store codec the decoder was trained on (``store.get_codec``'s names)
     extra: dict = field(default_factory=dict)
 
     @property

@@ -4,6 +4,7 @@ stored states where it holds the docid with the same text, the model's own encod
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -13,6 +14,10 @@ from ..errors import DecrankError
 from ..model import DEFAULT_MODEL, QueryLikelihoodModel
 from ..store import EncoderStateStore, text_hash
 from ._base import Reranker
+
+
+class CodecMismatchWarning(UserWarning):
+    """A store whose codec is not the one the model was trained to read (``ScoringConfig.codec``)."""
 
 
 class DecoderReranker(Reranker):
@@ -38,6 +43,11 @@ class DecoderReranker(Reranker):
             store.check_model(model.fingerprint("cross-kv" if self.cross_kv else "encoder-states"))
             if model.copy.active:  # a store written before token ids were kept is refused here, not at the first query
                 store.check_token_ids()
+            declared = model.config.codec
+            if declared is not None and store.manifest.codec != declared:
+                warnings.warn(f"model {model.name_or_path} was trained to read states through codec {declared}; store "
+                              f"{store.path} holds {store.manifest.codec}: its scores may fall below the model's own figures "
+                              f"(encode with --codec {declared})", CodecMismatchWarning, stacklevel=2)
         self.store = store
 
     @classmethod

@@ -20,6 +20,18 @@ import torch
 from ..errors import DecrankError
 
 CODEC_FILE = "codec.faiss"
+# token states a trainable codec is trained on: the first ones a store receives, subsampled to this many
+CODEC_TRAIN_TOKENS = 20_000
+
+
+def codec_training_sample(states: Sequence[np.ndarray], max_tokens: int = CODEC_TRAIN_TOKENS) -> np.ndarray:
+    """The token states a codec is trained on: all of ``states`` (documents' matrices, in order) up to
+    ``max_tokens``, beyond that a fixed-seed subsample of that many in their order; fp32."""
+    sample = np.concatenate([np.asarray(s, dtype=np.float32) for s in states])
+    if len(sample) > max_tokens:
+        chosen = np.random.default_rng(0).choice(len(sample), max_tokens, replace=False)
+        sample = sample[np.sort(chosen)]
+    return sample
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,10 @@ class Codec:
 
     def decode_many(self, arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
         return [self.from_storage(a) for a in arrays]
+
+    def round_trip(self, states: torch.Tensor) -> torch.Tensor:
+        """``states`` (tokens x hidden) as a store of this codec hands them back, fp32."""
+        return self.from_storage(self.to_storage(states)).float()
 
 
 CODECS = {
@@ -111,6 +127,17 @@ class FaissCodec:
         lengths = [len(a) for a in arrays]
         decoded = torch.from_numpy(self.index.sa_decode(np.ascontiguousarray(np.concatenate(arrays))))
         return list(decoded.split(lengths))
+
+    def round_trip(self, states: torch.Tensor) -> torch.Tensor:
+        """``states`` (tokens x hidden) as a store of this codec hands them back: encoded, then decoded; fp32."""
+        return torch.from_numpy(self.index.sa_decode(self.to_storage(states)))
+
+    @classmethod
+    def from_bytes(cls, name: str, dim: int, data: bytes) -> "FaissCodec":
+        """A trained codec as ``to_bytes`` wrote it."""
+        import faiss
+
+        return cls(name, dim, faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)))
 
     def to_bytes(self) -> bytes:
         import faiss

@@ -14,13 +14,10 @@ import numpy as np
 import torch
 
 from ..errors import DecrankError
-from ._codecs import CODEC_FILE, get_codec
+from ._codecs import CODEC_FILE, CODEC_TRAIN_TOKENS, codec_training_sample, get_codec
 from ._format import (LOCK_FILE, MANIFEST, Manifest, ShardInfo, identity_mismatch, shard_name, write_file,
                       write_shard)
 from ._reader import EncoderStateStore, UnfinishedStoreWarning, stored_codec
-
-# token states a trainable codec is trained on: the first ones the store receives, subsampled to this many
-CODEC_TRAIN_TOKENS = 20_000
 
 
 def _acquire_lock(folder: Path) -> int:
@@ -187,11 +184,7 @@ class StoreWriter:
     def train_codec(self, states: Sequence[np.ndarray]) -> None:
         """Trains the codec on ``states`` (the first documents' token states; a fixed-seed subsample of
         ``codec_train_tokens`` of them beyond that) and saves it atomically in the store."""
-        sample = np.concatenate([np.asarray(s, dtype=np.float32) for s in states])
-        if len(sample) > self.codec_train_tokens:
-            chosen = np.random.default_rng(0).choice(len(sample), self.codec_train_tokens, replace=False)
-            sample = sample[np.sort(chosen)]
-        self.codec.train(sample)
+        self.codec.train(codec_training_sample(states, self.codec_train_tokens))
         data = self.codec.to_bytes()
         tmp = self.path / (CODEC_FILE + ".tmp")
         try:

@@ -10,6 +10,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -17,13 +18,14 @@ from ..errors import DecrankError
 from ..io import Document
 from ..model import (COPY_KINDS, DEFAULT_MODEL, MINILM_HUB_ID, ModelCard, QueryLikelihoodModel, ScoringConfig, build_minilm_encoder_decoder, check_device,
                      copyable_tokens, has_minilm_encoder, pad_ids, pad_labels, pad_states, save_decoder_delta)
-from ..store import EncoderStateStore
+from ..store import EncoderStateStore, FaissCodec, codec_training_sample, get_codec
 from ._data import PairSet, add_unlabelled_queries, read_pairs
 from ._negatives import NegativeSampler, mine_bm25
 from ._objectives import Objective, StepScores, get_objective
 from ._teacher import LISTS_FILE, TeacherList, teacher_lists
 
 CHECKPOINT = "checkpoint.pt"
+TRAIN_CODEC_FILE = "train-codec.faiss"  # the trained store codec a quantisation-aware run reads through
 RECORD = "train_record.json"
 
 
@@ -58,6 +60,7 @@ class TrainConfig:
     label_adds_likelihood: bool = False
     copy: str = "none"  # none, uniform or attention: copying from the document, with a learned gate
     copy_lr: float | None = None  # the gate's own learning rate (a fresh unit; default: lr)
+    codec: str | None = None  # train on states through this store codec (quantisation-aware); frozen encoder only
     bf16: bool = True
     device: str = "cpu"  # where the model trains; its checkpoints and package do not depend on it
     checkpoint_every: int = 200
@@ -126,6 +129,48 @@ class Trainer:
         self.elapsed = 0.0
         self.losses: list[float] = []
         self._resumed = False
+        self.codec = None  # what the decoder's states go through (``cfg.codec``), trained on first use
+
+    # ------------------------------------------------------------------ quantisation-aware training
+    def store_codec(self):
+        """``cfg.codec``, trained as a store trains it (``codec_training_sample`` of the training passages'
+        token states, in passage order) and kept in the output folder, so that a resumed run reads through
+        the same codes."""
+        if self.codec is not None or self.cfg.codec is None:
+            return self.codec
+        codec = get_codec(self.cfg.codec, self.qlm.hidden_size)
+        if isinstance(codec, FaissCodec):
+            path = self.output / TRAIN_CODEC_FILE
+            if path.is_file():
+                codec = FaissCodec.from_bytes(self.cfg.codec, self.qlm.hidden_size, path.read_bytes())
+            else:
+                codec.train(codec_training_sample(self._passage_token_states()))
+                tmp = path.with_suffix(".tmp")
+                tmp.write_bytes(codec.to_bytes())
+                tmp.replace(path)
+        self.codec = codec
+        return codec
+
+    def _passage_token_states(self, chunk: int = 64) -> list[np.ndarray]:
+        """Every training passage's token states (fp16 to halve the memory), unpadded, in passage order."""
+        out = []
+        for start in range(0, len(self.data.passages), chunk):
+            with torch.no_grad():
+                states, mask, _ = self._passage_states(list(range(start, min(start + chunk, len(self.data.passages)))),
+                                                       tokens=False)
+            for row, n in zip(states, mask.sum(-1).tolist()):
+                out.append(row[:n].detach().cpu().half().numpy())
+        return out
+
+    def _through_codec(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Padded ``states`` with every real token replaced by its round trip through the store codec."""
+        codec = self.store_codec()
+        if codec is None:
+            return states
+        real = mask.bool()
+        out = states.detach().clone()
+        out[real] = codec.round_trip(states[real].detach().float().cpu()).to(states.device, states.dtype)
+        return out
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, progress: bool = True) -> "Trainer":
@@ -140,6 +185,9 @@ class Trainer:
         if cfg.encoder_store and not cfg.freeze_encoder:
             raise DecrankError("encoder_store needs freeze_encoder: stored states are those of a fixed encoder",
                                cli="--encoder-store needs --freeze-encoder: stored states are those of a fixed encoder")
+        if cfg.codec is not None and not cfg.freeze_encoder:
+            raise DecrankError("codec needs freeze_encoder: the decoder trains on stored states of a fixed encoder",
+                               cli="--codec needs --freeze-encoder: the decoder trains on states a fixed encoder stored")
         if cfg.copy not in COPY_KINDS:
             raise DecrankError(f"unknown copy kind {cfg.copy!r}; known: {', '.join(COPY_KINDS)}")
         check_device(cfg.device)  # before anything loads
@@ -156,8 +204,10 @@ class Trainer:
         model, tokenizer, from_minilm = _load_base(cfg)
         scoring = ScoringConfig(max_length=cfg.max_length, max_query_length=cfg.max_query_length,
                                 objective=cfg.objective, score=objective.score,
-                                label_adds_likelihood=cfg.label_adds_likelihood)
+                                label_adds_likelihood=cfg.label_adds_likelihood, codec=cfg.codec)
         qlm = QueryLikelihoodModel(model, tokenizer, scoring, name_or_path=str(cfg.output), device=cfg.device)
+        if cfg.codec is not None:
+            get_codec(cfg.codec, qlm.hidden_size)  # an unknown name is one line before any work
         if cfg.copy != "none":
             qlm.add_copy_head()
             qlm.set_copy(cfg.copy)
@@ -195,11 +245,12 @@ class Trainer:
         return idx
 
     # ------------------------------------------------------------------ one step
-    def _passage_states(self, passages: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(states, mask, copyable token ids or None when the model does not copy) of ``passages``, on the
-        training device."""
+    def _passage_states(self, passages: list[int], tokens: bool = True
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(states, mask, copyable token ids or None when the model does not copy or ``tokens`` is false) of
+        ``passages``, on the training device."""
         device = self.qlm.device
-        copying = self.qlm.copy.active
+        copying = self.qlm.copy.active and tokens
         if self.store is not None:
             stored, tokens = self.store.get_many_with_tokens([self.data.passage_id(i) for i in passages], with_tokens=copying)
             states, mask = pad_states([s.float() for s in stored])
@@ -228,6 +279,7 @@ class Trainer:
         unique = sorted({p for _, p in rows})
         device = self.qlm.device
         states, mask, tokens = self._passage_states(unique)
+        states = self._through_codec(states, mask)
         where = torch.tensor([unique.index(p) for _, p in rows], device=device)
         states, mask = states.index_select(0, where), mask.index_select(0, where)
         tokens = None if tokens is None else tokens.index_select(0, where)
@@ -322,7 +374,7 @@ class Trainer:
         cfg = self.cfg
         base = MINILM_HUB_ID if cfg.base == "minilm" else None if os.path.exists(cfg.base) or cfg.base == DEFAULT_MODEL else cfg.base
         training = {"base": cfg.base, "objective": cfg.objective, "steps": self.step, "batch_size": cfg.batch_size,
-                    "lr": cfg.lr, "copy": cfg.copy, "freeze_encoder": cfg.freeze_encoder,
+                    "lr": cfg.lr, "copy": cfg.copy, "codec": cfg.codec, "freeze_encoder": cfg.freeze_encoder,
                     "pairs": [Path(p).name for p in cfg.pairs], "training_pairs": len(self.data.labelled),
                     "minutes": round(self.elapsed / 60, 2)}
         if cfg.objective in ("distil", "label-distil"):
