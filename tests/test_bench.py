@@ -153,13 +153,13 @@ def test_bench_on_a_missing_gpu_is_one_line(tiny_models):
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
 def test_bench_on_the_gpu(tiny_models, tmp_path):
-    """Both paths on the GPU, timed with CUDA events; the peak measured on the same GPU."""
+    """Both paths on the GPU, timed with CUDA events; the peak measured on the same GPU; PQ codes decoded there."""
     out = tmp_path / "bench.json"
-    result = CliRunner().invoke(main, ["bench", "--shape", str(tiny_models("t5")), "--device", "cuda", "--depth", "8",
+    result = CliRunner().invoke(main, ["bench", "--shape", str(tiny_models("t5")), "--device", "cuda", "--depth", "32",
                                        "--doc-tokens", "12", "--query-tokens", "4", "--queries", "2", "--precision", "bf16",
-                                       "--content", "absorbed", "--codec", "PQ8x4", "--query-batch", "1",
+                                       "--content", "absorbed", "--codec", "PQ4", "--query-batch", "1",
                                        "--query-batch", "4", "--json", str(out)])
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())
     assert all(r["device"].startswith("cuda: ") and r["decoder_ms"] > 0 and r["peak_gflops"] > 0 for r in rows)
-    assert [r["batch_size"] for r in rows] == [8, 32]
+    assert [r["batch_size"] for r in rows] == [32, 128] and all(r["codes_decoded_on"] == "gpu" for r in rows)

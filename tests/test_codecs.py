@@ -151,3 +151,36 @@ def test_rerank_warns_once_when_the_store_codec_is_not_the_models(tiny_models, d
     lines = [line for line in result.stderr.splitlines() if "codec" in line]
     assert len(lines) == 1 and lines[0].startswith("decrank: warning: model ") and "--codec SQ8" in lines[0]
     assert (tmp_path / "out.txt").read_text().count("\n") == 5
+
+
+@pytest.mark.parametrize("codec", ["PQ4", "OPQ4,PQ4"])
+def test_pq_codes_decode_in_torch_as_faiss_decodes_them(tmp_path, codec):
+    """``PQDecoder``: what a GPU decodes from 8-bit PQ codes (behind an OPQ rotation or not) is faiss's decoding
+    within fp32 rounding; codecs it does not know (4-bit codes, SQ) decode through faiss only."""
+    docs = states(300)
+    write(tmp_path, docs, codec, shard_size=400, train_tokens=2000)
+    store = EncoderStateStore(tmp_path)
+    decoder = store.codec.device_decoder()
+    assert decoder is not None
+    ids = list(docs)[:20]
+    codes, _ = store.get_many_with_tokens(ids, with_tokens=False, decode=False)
+    assert codes[0].dtype == torch.uint8 and codes[0].shape[1] == 4
+    for code, exact in zip(codes, store.get_many(ids)):
+        torch.testing.assert_close(decoder(code), exact, rtol=0, atol=1e-5 * float(exact.abs().max()))
+    assert FaissCodec("PQ8x4", 32).device_decoder() is None and FaissCodec("SQ8", 32).device_decoder() is None
+
+
+def test_decoding_on_the_device_scores_as_faiss_decoding(tiny_models, docs, tmp_path):
+    """The GPU path (codes moved to the model's device, decoded there), exercised on the CPU: same scores."""
+    from pyserini_decrank import DecoderReranker
+
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    corpus = [Document(d, t) for d, t in docs.items()]
+    encode_corpus(model, corpus, tmp_path / "pq", codec="OPQ4,PQ4", progress=False)
+    store = EncoderStateStore(tmp_path / "pq")
+    plain = DecoderReranker(model, store, batch_size=8)
+    on_device = DecoderReranker(model, store, batch_size=8, decode_on_device=True, query_batch=2)
+    assert plain.device_decoder is None and on_device.device_decoder is not None
+    requests = [("digital data storage", list(docs)[:15], "q1"), ("electron wave", list(docs)[10:], "q2")]
+    for a, b in zip(plain.score_many(requests), on_device.score_many(requests)):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-6)

@@ -140,3 +140,17 @@ def test_cli_query_batch_writes_the_same_run(tiny_models, docs, tmp_path):
         np.testing.assert_allclose([h.score for h in one[qid]], [h.score for h in batched[qid]], atol=2e-6)
     result = runner.invoke(main, common + ["--output", str(tmp_path / "bad.txt"), "--query-batch", "0"])
     assert result.exit_code == 2 and "--query-batch" in result.output
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_the_gpu_batched_scores_from_pq_codes_equal_the_cpus(tiny_models, docs, tmp_path):
+    """On a GPU: queries batched, PQ codes decoded there (the default), fp32 scores as the CPU's within 1e-3."""
+    path = str(tiny_models("t5"))
+    cpu = QueryLikelihoodModel.from_pretrained(path)
+    store = _store(cpu, docs, tmp_path, codec="OPQ4,PQ4")
+    requests = _requests(docs)
+    expected = _one_at_a_time(DecoderReranker(cpu, store, batch_size=4), requests)
+    gpu = DecoderReranker(QueryLikelihoodModel.from_pretrained(path, device="cuda"), store, batch_size=64, query_batch=5)
+    assert gpu.device_decoder is not None
+    for a, b in zip(gpu.score_many(requests), expected):
+        np.testing.assert_allclose(a, b, atol=1e-3, rtol=1e-5)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -64,6 +65,7 @@ class BenchResult:
     device: str = "cpu"  # where both paths ran (the GPU's name on CUDA)
     query_batch: int = 1  # queries whose candidates went through together; the *_ms fields are per query
     batch_size: int = 100  # rows per forward pass of either path
+    codes_decoded_on: str = "cpu"  # where a faiss codec's codes were decoded: the CPU (faiss) or the GPU (torch)
     cross_queries_per_s: float = 0.0
     decoder_queries_per_s: float = 0.0
     biencoder_ms: float | None = None
@@ -217,6 +219,7 @@ class Candidates:
     token_ids: list = field(default_factory=list)  # each document's token ids, for copy-aware scoring
     batch_label_ids: list[list[int]] = field(default_factory=list)  # every query's labels in a query batch, this one first
     batch_cross_ids: torch.Tensor | None = None  # (queries x depth, ...) the cross path's input for a query batch
+    device_decode: Callable[[torch.Tensor], torch.Tensor] | None = None  # the codec's torch decoder, where it has one
 
 
 @dataclass
@@ -261,7 +264,7 @@ def make_candidates(qlm: QueryLikelihoodModel, depth: int, doc_tokens: int, quer
     codes = faiss_codec.to_storage(flat).reshape(depth, doc_tokens, -1)
     return Candidates(cross_ids=cross_ids, documents=list(codes), label_ids=label_ids, cross_kv=False, codec=name,
                       bytes_per_token=float(faiss_codec.code_size), decode=faiss_codec.decode_many,
-                      token_ids=list(doc_ids.numpy()), **batch)
+                      token_ids=list(doc_ids.numpy()), device_decode=faiss_codec.device_decoder(), **batch)
 
 
 def default_batch_size(device: str | torch.device, depth: int, query_batch: int) -> int:
@@ -295,7 +298,11 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
     documents = candidates.documents * query_batch  # references: each query of the batch reads the same stored rows
     labels = [ids for ids in candidates.batch_label_ids for _ in range(depth)]
     token_ids = candidates.token_ids * query_batch
-    cross_kv, decode = candidates.cross_kv, candidates.decode
+    cross_kv, decode, on_device = candidates.cross_kv, candidates.decode, None
+    if torch.device(device).type == "cuda" and candidates.device_decode is not None:
+        # as DecoderReranker does on a GPU: codes go over, and are decoded there
+        on_device, decode = candidates.device_decode, list
+        documents = [torch.from_numpy(np.asarray(codes)) for codes in candidates.documents] * query_batch
     timer = Timer(device)
 
     def run_cross(_: int) -> None:
@@ -307,7 +314,7 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
         for i in range(0, rows, batch_size):  # what DecoderReranker.score_many does once the store has answered
             tokens = token_ids[i : i + batch_size] if scorer.copy.active else None
             scorer.score_documents(labels[i : i + batch_size], decode(documents[i : i + batch_size]), cross_kv=cross_kv,
-                                   token_ids=tokens)
+                                   token_ids=tokens, decode=on_device)
 
     cross_timing = cross_timing or CrossTiming()
     if cross_timing.times is None:
@@ -355,6 +362,7 @@ def bench_one(model, tokenizer, shape: str, depth: int, doc_tokens: int, query_t
         decoder_gflops=round(decoder_flops / query_batch / decoder_s / 1e9, 3),
         peak_gflops=round(peak, 1), decoder_fraction_of_peak=round(decoder_flops / query_batch / decoder_s / 1e9 / peak, 3),
         device=device_name(device), query_batch=query_batch, batch_size=batch_size,
+        codes_decoded_on="gpu" if on_device is not None else "cpu",
         cross_queries_per_s=round(1 / cross_s, 2), decoder_queries_per_s=round(1 / decoder_s, 2),
         biencoder_ms=None if biencoder_ms is None else round(biencoder_ms, 2),
         copy=str(spec), decoder_copy_ms=None if copy_ms is None else round(copy_ms, 2),

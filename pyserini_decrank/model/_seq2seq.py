@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import contextmanager, nullcontext
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -408,11 +408,13 @@ class QueryLikelihoodModel:
 
     @torch.inference_mode()
     def score_documents(self, label_ids: Sequence[int] | Sequence[Sequence[int]], documents: Sequence[torch.Tensor],
-                        cross_kv: bool = False, token_ids: Sequence | None = None) -> torch.Tensor:
+                        cross_kv: bool = False, token_ids: Sequence | None = None,
+                        decode: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """``score_states`` of one query (``label_ids``), or of one query per document (a list of label id
         lists: queries batched together), against documents as a store hands them back, one matrix each
         (encoder states, or cross-attention keys/values for ``cross_kv``), with each document's stored
-        token ids when the model copies; batching is the caller's."""
+        token ids when the model copies; batching is the caller's. With ``decode``, ``documents`` are a
+        store's codes: they are padded, moved to the model's device and decoded there."""
         per_row = len(label_ids) > 0 and not isinstance(label_ids[0], (int, np.integer))
         if per_row and len(label_ids) != len(documents):
             raise DecrankError(f"{len(label_ids)} queries' labels for {len(documents)} documents: give one per document")
@@ -421,6 +423,8 @@ class QueryLikelihoodModel:
             split, mask = split_documents(documents, self.cross_kv_layout(), self.device, self._compute_dtype())
         else:
             split, mask = pad_states(documents)
+            if decode is not None:
+                split = decode(split.to(self.device))
         tokens = None if token_ids is None else copyable_tokens(list(token_ids), mask.shape[1])
         return self.score_states(labels, split, mask, cross_kv=cross_kv, document_tokens=tokens)
 

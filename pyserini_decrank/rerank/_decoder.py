@@ -33,9 +33,12 @@ class DecoderReranker(Reranker):
         skip_missing: bool = False,
         alpha: float | str | None = None,
         query_batch: int = 1,
+        decode_on_device: bool | None = None,
     ) -> None:
         """Without a ``store`` only raw texts can be scored (``rank``, ``predict``, ``score_texts``).
-        ``query_batch``: queries whose candidates share decoder batches (``batch_size`` rows each)."""
+        ``query_batch``: queries whose candidates share decoder batches (``batch_size`` rows each).
+        ``decode_on_device``: a PQ store's codes are decoded on the model's device rather than by faiss on the
+        CPU (default: on a GPU, where the CPU's decoding and copying the decoded states would bound it)."""
         self.model = model  # first: ``alpha="model"`` reads it
         super().__init__(batch_size=batch_size, alpha=alpha, skip_missing=skip_missing, query_batch=query_batch)
         self.cross_kv = store is not None and store.manifest.model.get("content") == "cross-kv"
@@ -49,6 +52,10 @@ class DecoderReranker(Reranker):
                               f"{store.path} holds {store.manifest.codec}: its scores may fall below the model's own figures "
                               f"(encode with --codec {declared})", CodecMismatchWarning, stacklevel=2)
         self.store = store
+        device_decoder = getattr(store.codec, "device_decoder", lambda: None)() if store is not None else None
+        if decode_on_device is None:
+            decode_on_device = model.device.type == "cuda"
+        self.device_decoder = device_decoder if decode_on_device and not self.cross_kv else None
 
     @classmethod
     def from_pretrained(
@@ -61,6 +68,7 @@ class DecoderReranker(Reranker):
         alpha: float | str | None = None,
         copy: str | None = None,
         query_batch: int = 1,
+        decode_on_device: bool | None = None,
         **model_kwargs,
     ) -> "DecoderReranker":
         """``store``: a folder written by `decrank encode` (without one, raw texts only); ``alpha="model"``
@@ -71,7 +79,8 @@ class DecoderReranker(Reranker):
         qlm = QueryLikelihoodModel.from_pretrained(model, device=device, **model_kwargs)
         if copy is not None:
             qlm.set_copy(copy)
-        return cls(qlm, store, batch_size=batch_size, skip_missing=skip_missing, alpha=alpha, query_batch=query_batch)
+        return cls(qlm, store, batch_size=batch_size, skip_missing=skip_missing, alpha=alpha, query_batch=query_batch,
+                   decode_on_device=decode_on_device)
 
     def model_alpha(self, option: str = "alpha") -> float:
         """The alpha the model carries (``decrank_config.json``), chosen on its dev split."""
@@ -95,9 +104,11 @@ class DecoderReranker(Reranker):
         """The candidates of all ``queries`` read from the store at once and scored in shared decoder batches,
         each row with its own query's labels."""
         flat = [d for ids in docids for d in ids]
-        states, tokens = self.store.get_many_with_tokens(flat, with_tokens=self.model.copy.active)
+        states, tokens = self.store.get_many_with_tokens(flat, with_tokens=self.model.copy.active,
+                                                         decode=self.device_decoder is None)
         labels = [self.model.query_labels(query) for query in queries]
-        scores = self._score_matrices([labels[q] for q, ids in enumerate(docids) for _ in ids], states, tokens)
+        scores = self._score_matrices([labels[q] for q, ids in enumerate(docids) for _ in ids], states, tokens,
+                                      self.device_decoder)
         return np.split(scores, np.cumsum([len(ids) for ids in docids])[:-1])
 
     def _score_texts(self, query: str, texts: Sequence[str], docids: Sequence[str] | None) -> np.ndarray:
@@ -129,16 +140,16 @@ class DecoderReranker(Reranker):
         return self._score_matrices([self.model.query_labels(query)] * len(texts), states, tokens)
 
     def _score_matrices(self, labels: Sequence[Sequence[int]], states: Sequence[torch.Tensor],
-                        tokens: Sequence | None) -> np.ndarray:
-        """Scores of rows of (query labels, document as a store hands it back: states or keys/values, token
-        ids to copy)."""
+                        tokens: Sequence | None, decode=None) -> np.ndarray:
+        """Scores of rows of (query labels, document as a store hands it back: states, keys/values or, with
+        ``decode``, codes; token ids to copy)."""
         # longest first, so that each batch pads to about its own length
         order = sorted(range(len(states)), key=lambda i: states[i].shape[0], reverse=True)
         scores = np.empty(len(states), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             scores[batch] = self.model.score_documents([labels[i] for i in batch], [states[i] for i in batch],
-                                                       cross_kv=self.cross_kv,
+                                                       cross_kv=self.cross_kv, decode=decode,
                                                        token_ids=None if tokens is None else [tokens[i] for i in batch]
                                                        ).numpy()
         return scores

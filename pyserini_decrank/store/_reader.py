@@ -155,10 +155,12 @@ class EncoderStateStore:
         against its CRC first (with ``verify_reads``)."""
         return self.get_many_with_tokens(docids, with_tokens=False)[0]
 
-    def get_many_with_tokens(self, docids: Sequence[str], with_tokens: bool = True
+    def get_many_with_tokens(self, docids: Sequence[str], with_tokens: bool = True, decode: bool = True
                              ) -> tuple[list[torch.Tensor], list[np.ndarray] | None]:
         """``get_many``'s states and each document's stored token ids (int32, a special token as ``~id``), both
-        covered by the one CRC check; ``None`` for the ids unless ``with_tokens``."""
+        covered by the one CRC check; ``None`` for the ids unless ``with_tokens``. ``decode=False`` hands back
+        a faiss codec's codes as they are stored (uint8, tokens x code size) for a caller that decodes them
+        elsewhere (``FaissCodec.device_decoder``)."""
         shards, rows = self.locate(docids)
         if (shards < 0).any():
             raise MissingDocidsError(f"store {self.path}", [d for d, s in zip(docids, shards) if s < 0])
@@ -176,7 +178,8 @@ class EncoderStateStore:
                                    "(corrupted store; `decrank store verify` checks every file)")
             stored.append(document)
             token_ids.append(tokens)
-        return self.codec.decode_many(stored), (token_ids if with_tokens else None)
+        states = self.codec.decode_many(stored) if decode else [torch.from_numpy(np.asarray(a)) for a in stored]
+        return states, (token_ids if with_tokens else None)
 
     def get(self, docid: str) -> torch.Tensor:
         return self.get_many([docid])[0]
