@@ -173,10 +173,13 @@ def main() -> None:
 @click.option("--on-duplicate", type=click.Choice(ON_DUPLICATE), default="error", show_default=True,
               help="A docid seen twice in the corpus: an error, or keep its first document.")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True,
+              help="Compute precision of the encoder's matrix products: bf16 on a GPU or a CPU with bf16 instructions "
+                   "(the states then differ from fp32 ones by bf16 rounding; the store keeps them in --codec).")
 @click.option("--threads", type=POSITIVE, default=None, help="Torch threads [default: torch's].")
 @_ray_options
 def encode(model, corpus, store, max_length, batch_size, shard_size, codec, document_prefix, cross_kv, on_duplicate, device,
-           threads, ray_address, ray_workers, ray_cpus, ray_gpus) -> None:
+           precision, threads, ray_address, ray_workers, ray_cpus, ray_gpus) -> None:
     """Encode every document of CORPUS once into an encoder-state store."""
     _quiet_transformers()
     _threads(threads)
@@ -190,12 +193,12 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 
         stats = encode_corpus_on_ray(model, read_corpus(corpus), store,
                                      _ray_settings(ray_address, ray_workers, ray_cpus, ray_gpus),
-                                     document_prefix=document_prefix, **options)
+                                     document_prefix=document_prefix, precision=precision, **options)
     else:
         from .encode import encode_corpus
         from .model import QueryLikelihoodModel
 
-        qlm = QueryLikelihoodModel.from_pretrained(model, device=device, document_prefix=document_prefix)
+        qlm = QueryLikelihoodModel.from_pretrained(model, device=device, precision=precision, document_prefix=document_prefix)
         stats = encode_corpus(qlm, read_corpus(corpus), store, **options)
     click.echo(f"encoded {stats.encoded} documents ({stats.skipped} already stored or repeated); "
                f"{stats.total_in_store} in {store}", err=True)

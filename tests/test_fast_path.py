@@ -128,3 +128,26 @@ def test_fp32_head_under_bf16_is_closer_to_fp32(family, tiny_models, docs):
     error = {k: (scores[k] - scores["fp32"]).abs().max().item() for k in ("bf16", "mixed")}
     assert error["mixed"] < error["bf16"]
     assert error["mixed"] < 0.5  # the bf16 codec's stated tolerance, tests/test_exactness.py
+
+
+def test_encode_precision_bf16_encodes_in_bf16(tiny_models, docs, tmp_path):
+    """`decrank encode --precision bf16`: the encoder's products run in bf16 (states within bf16 rounding of
+    fp32 ones, and not equal to them); the store keeps them in its codec as usual."""
+    from click.testing import CliRunner
+
+    from pyserini_decrank import EncoderStateStore
+    from pyserini_decrank.cli import main
+
+    path = str(tiny_models("t5"))
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_text("".join(f"{d}\t{t}\n" for d, t in list(docs.items())[:10]))
+    for precision in ("fp32", "bf16"):
+        result = CliRunner().invoke(main, ["encode", "--model", path, "--corpus", str(corpus), "--store",
+                                           str(tmp_path / precision), "--codec", "fp32", "--precision", precision])
+        assert result.exit_code == 0, result.output
+    exact, rounded = (EncoderStateStore(tmp_path / p).get_many(list(docs)[:10]) for p in ("fp32", "bf16"))
+    worst = max(float((a - b).abs().max() / a.abs().max()) for a, b in zip(exact, rounded))
+    assert 0 < worst < 0.05
+    bad = CliRunner().invoke(main, ["encode", "--model", path, "--corpus", str(corpus), "--store", str(tmp_path / "x"),
+                                    "--precision", "fp16"])
+    assert bad.exit_code != 0 and "fp16" in bad.output and "Traceback" not in bad.output

@@ -251,9 +251,11 @@ class QueryLikelihoodModel:
 
     @torch.inference_mode()
     def encode_ids(self, batch: Sequence[Sequence[int]]) -> list[torch.Tensor]:
-        """Encoder states of each document, unpadded (``len_i x hidden``), fp32 on the CPU."""
+        """Encoder states of each document, unpadded (``len_i x hidden``), fp32 on the CPU; the encoder's
+        products run in the model's compute precision."""
         input_ids, mask = pad_ids(batch, self.pad_token_id)
-        out = self.encoder(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))
+        with self.compute():
+            out = self.encoder(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))
         states = out.last_hidden_state.float().cpu()
         return [states[i, : len(ids)] for i, ids in enumerate(batch)]
 
