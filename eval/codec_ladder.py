@@ -84,6 +84,9 @@ def main() -> None:
     ap.add_argument("--model", default="decrank-minilm")
     ap.add_argument("--copy", default=None, help="score with this copy spec instead of the model's (e.g. none): the stores "
                     "are shared with the model's own ladder, the scores kept apart")
+    ap.add_argument("--codec-train-tokens", type=int, default=None,
+                    help="token states each faiss codec trains on (`encode --codec-train-tokens`); its stores get their "
+                         "own folders (-tN)")
     ap.add_argument("--relevance-level", type=int, default=1)
     ap.add_argument("--depth", type=int, default=100)
     ap.add_argument("--alpha", type=float, default=0.5)
@@ -113,8 +116,9 @@ def main() -> None:
     done = {r["codec"]: r for r in json.loads(out.read_text())} if out.is_file() else {}
     rows, reference, reference_quality = [], None, None
     for spec in specs:
-        store_path = Path(args.workdir) / spec.replace(",", "_")
-        scores_path = Path(args.workdir) / f"scores-{spec.replace(',', '_')}{variant}.json"
+        trained = f"-t{args.codec_train_tokens}" if args.codec_train_tokens and spec not in ("fp16", "fp32", "bf16") else ""
+        store_path = Path(args.workdir) / (spec.replace(",", "_") + trained)
+        scores_path = Path(args.workdir) / f"scores-{spec.replace(',', '_')}{trained}{variant}.json"
         if spec in done and scores_path.is_file():
             row = dict(done[spec])
             scores = {q: np.array(s) for q, s in json.loads(scores_path.read_text()).items()}
@@ -126,7 +130,8 @@ def main() -> None:
                 encode_s = None
             else:
                 start = time.perf_counter()
-                encode_corpus(model, read_corpus(args.corpus), store_path, codec=spec, progress=False)
+                encode_corpus(model, read_corpus(args.corpus), store_path, codec=spec, progress=False,
+                              codec_train_tokens=args.codec_train_tokens)
                 encode_s = time.perf_counter() - start
             reranker = DecoderReranker(model, EncoderStateStore(store_path))
             scores, times = {}, []
@@ -137,7 +142,8 @@ def main() -> None:
             scores_path.write_text(json.dumps({q: s.tolist() for q, s in scores.items()}))
             info = reranker.store.info()
             row = {"codec": spec, "bytes_per_token": info["bytes_per_token"], "store_bytes": info["bytes_on_disk"],
-                   "encode_s": None if encode_s is None else round(encode_s, 1), "ms_per_query": statistics.median(times) * 1e3}
+                   "encode_s": None if encode_s is None else round(encode_s, 1), "ms_per_query": statistics.median(times) * 1e3,
+                   "codec_train_tokens": reranker.store.manifest.build.get("codec_train_tokens")}
         per_query = quality(scores, run, qrels, args.depth, args.alpha, args.relevance_level)
         if reference is None:
             reference, reference_quality = scores, per_query

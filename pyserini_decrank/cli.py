@@ -167,6 +167,9 @@ def main() -> None:
 @click.option("--codec", default="fp16", show_default=True,
               help="fp32, fp16, bf16, or a faiss factory string (SQ8, PQ64, OPQ32,PQ32, ...): a codec trained once on "
                    "the first token states, saved in the store.")
+@click.option("--codec-train-tokens", type=POSITIVE, default=None,
+              help="Token states a faiss codec trains on: all of the first shard's up to this many, else a fixed-seed "
+                   "sample of them [default: 20000, or the store's own on resume].")
 @click.option("--document-prefix", default=None, help="Text put before every document [default: the model's].")
 @click.option("--cross-kv", is_flag=True, help="Store every decoder layer's cross-attention keys/values instead of the "
               "encoder states: faster queries, 2 x layers x the size, tied to this decoder.")
@@ -178,8 +181,8 @@ def main() -> None:
                    "(the states then differ from fp32 ones by bf16 rounding; the store keeps them in --codec).")
 @click.option("--threads", type=POSITIVE, default=None, help="Torch threads [default: torch's].")
 @_ray_options
-def encode(model, corpus, store, max_length, batch_size, shard_size, codec, document_prefix, cross_kv, on_duplicate, device,
-           precision, threads, ray_address, ray_workers, ray_cpus, ray_gpus) -> None:
+def encode(model, corpus, store, max_length, batch_size, shard_size, codec, codec_train_tokens, document_prefix, cross_kv,
+           on_duplicate, device, precision, threads, ray_address, ray_workers, ray_cpus, ray_gpus) -> None:
     """Encode every document of CORPUS once into an encoder-state store."""
     _quiet_transformers()
     _threads(threads)
@@ -187,7 +190,7 @@ def encode(model, corpus, store, max_length, batch_size, shard_size, codec, docu
 
     content = "cross-kv" if cross_kv else "encoder-states"
     options = dict(max_length=max_length, batch_size=batch_size, shard_size=shard_size, codec=codec, content=content,
-                   on_duplicate=on_duplicate)
+                   on_duplicate=on_duplicate, codec_train_tokens=codec_train_tokens)
     if ray_address:
         from .cluster import encode_corpus_on_ray
 

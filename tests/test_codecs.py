@@ -184,3 +184,20 @@ def test_decoding_on_the_device_scores_as_faiss_decoding(tiny_models, docs, tmp_
     requests = [("digital data storage", list(docs)[:15], "q1"), ("electron wave", list(docs)[10:], "q2")]
     for a, b in zip(plain.score_many(requests), on_device.score_many(requests)):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-6)
+
+
+def test_codec_train_tokens_is_recorded_and_resume_checks_it(tiny_models, docs, tmp_path):
+    """`encode --codec-train-tokens`: the codec trains on that many token states (all there are, here 300 of
+    more), the store records it, and resuming with another is one line."""
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    corpus = [Document(d, t) for d, t in docs.items()]
+    encode_corpus(model, corpus[:30], tmp_path / "a", codec="PQ4", codec_train_tokens=300, progress=False)
+    encode_corpus(model, corpus[:30], tmp_path / "b", codec="PQ4", progress=False)
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["build"]["codec_train_tokens"] == 300
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["build"]["codec_train_tokens"] == 20_000
+    assert (tmp_path / "a" / "codec.faiss").read_bytes() != (tmp_path / "b" / "codec.faiss").read_bytes()
+    with pytest.raises(DecrankError, match="started with codec train tokens 300, not 400"):
+        encode_corpus(model, corpus, tmp_path / "a", codec="PQ4", codec_train_tokens=400, progress=False)
+    stats = encode_corpus(model, corpus, tmp_path / "a", codec="PQ4", progress=False)  # left out: the store's own
+    assert stats.encoded == len(corpus) - 30

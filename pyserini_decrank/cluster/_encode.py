@@ -135,6 +135,7 @@ def encode_corpus_on_ray(
     content: str = "encoder-states",
     on_duplicate: str = "error",
     progress: bool = True,
+    codec_train_tokens: int | None = None,
     **model_options,
 ) -> EncodeStats:
     """``encode_corpus`` on a Ray cluster: the same store (every shard byte for byte), written by a pool of
@@ -153,7 +154,8 @@ def encode_corpus_on_ray(
     store = Path(store).resolve()
     stats = EncodeStats()
     with StoreWriter(store, driver_model.fingerprint(content), store_width(driver_model, content), max_length,
-                     codec=codec, shard_size=shard_size, batch_size=batch_size) as writer:
+                     codec=codec, shard_size=shard_size, batch_size=batch_size,
+                     codec_train_tokens=codec_train_tokens) as writer:
         stored = writer.stored_text_hashes()
         batches = document_batches(driver_model, corpus, store, stored, writer.batch_size, max_length, on_duplicate, stats)
         plans = shard_plans(batches, stored, writer.shard_size, len(writer.manifest.shards), stats)

@@ -107,6 +107,7 @@ def encode_corpus(
     progress: bool = True,
     content: str = "encoder-states",
     on_duplicate: str = "error",
+    codec_train_tokens: int | None = None,
 ) -> EncodeStats:
     """Writes the encoder states of every document not yet in ``store``; rerunning resumes. ``model`` is a
     loaded model or a name (a folder, hub id or packaged name, as ``encode_corpus_on_ray`` takes it).
@@ -117,7 +118,8 @@ def encode_corpus(
 
     Batches come from ``document_batches``; a batch holding any document not yet stored is encoded whole.
     A resumed store is therefore byte-identical to an uninterrupted one; ``batch_size`` and ``shard_size``
-    (default: 32 and 100,000, or on resume the store's own) must be those the store was started with. A docid seen twice is an error
+    (default: 32 and 100,000, or on resume the store's own) must be those the store was started with, and so must
+    ``codec_train_tokens`` (the token states a faiss codec trains on, default 20,000). A docid seen twice is an error
     (``on_duplicate="first"`` keeps the first); a stored docid whose text has changed since is an error.
     """
     check_encode_options(batch_size, shard_size, max_length, on_duplicate)
@@ -127,7 +129,7 @@ def encode_corpus(
     model.check_max_length(max_length, "max length")
     stats = EncodeStats()
     with StoreWriter(store, model.fingerprint(content), store_width(model, content), max_length, codec=codec,
-                     shard_size=shard_size, batch_size=batch_size) as writer:
+                     shard_size=shard_size, batch_size=batch_size, codec_train_tokens=codec_train_tokens) as writer:
         stored, batch_size = writer.stored_text_hashes(), writer.batch_size
         bar = tqdm(desc="encode", unit="doc", disable=not progress, dynamic_ncols=True)
         try:  # the bar is closed before any error line is printed

@@ -40,7 +40,7 @@ def _acquire_lock(folder: Path) -> int:
     return fd
 
 
-BUILD_DEFAULTS = {"shard_size": 100_000, "batch_size": 32}
+BUILD_DEFAULTS = {"shard_size": 100_000, "batch_size": 32, "codec_train_tokens": CODEC_TRAIN_TOKENS}
 
 _SHARD_NAME = re.compile(r"^\d{5}(\.\d+)?(\.tmp)?$")
 # what a writer leaves in a folder before its first manifest: such a folder counts as empty
@@ -74,13 +74,12 @@ class StoreWriter:
         max_length: int,
         codec: str = "fp16",
         shard_size: int | None = None,
-        codec_train_tokens: int = CODEC_TRAIN_TOKENS,
+        codec_train_tokens: int | None = None,
         batch_size: int | None = None,
     ) -> None:
         self.path = Path(path)
         # the options the bytes depend on: None takes the store's own on resume, else the default
-        self._asked = {"shard_size": shard_size, "batch_size": batch_size}
-        self.codec_train_tokens = codec_train_tokens
+        self._asked = {"shard_size": shard_size, "batch_size": batch_size, "codec_train_tokens": codec_train_tokens}
         for name, value in self._asked.items():
             if value is not None and value < 1:
                 raise DecrankError(f"{name} must be at least 1, not {value}")
@@ -126,6 +125,7 @@ class StoreWriter:
                                      build=dict(self.build))
             self.manifest.save(self.path)
         self.shard_size, self.batch_size = self.build["shard_size"], self.build["batch_size"]
+        self.codec_train_tokens = self.build["codec_train_tokens"]
         self.codec = stored_codec(self.path, self.manifest)
         try:
             (self.path / "shards").mkdir(exist_ok=True)
