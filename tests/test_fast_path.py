@@ -112,13 +112,16 @@ def test_unknown_attention_is_one_clear_error(tiny_models):
 @pytest.mark.parametrize("family", ["t5", "bert2bert"])
 def test_fp32_head_under_bf16_is_closer_to_fp32(family, tiny_models, docs):
     """``head_precision="fp32"`` keeps the vocabulary projection out of the bf16 copies and out of
-    autocast; the rest runs in bf16, so the scores sit between bf16's and fp32's."""
+    autocast; the rest runs in bf16, so the scores sit between bf16's and fp32's. All three read the same
+    fp32 states (as from a store encoded at fp32), so that only the decoder's precision differs."""
     path = str(tiny_models(family))
     texts = list(docs.values())[:8]
     scores, models = {}, {}
+    states = mask = None
     for name, precision, head in (("fp32", "fp32", "compute"), ("bf16", "bf16", "compute"), ("mixed", "bf16", "fp32")):
         models[name] = QueryLikelihoodModel.from_pretrained(path, precision=precision, head_precision=head)
-        states, mask = pad_states(models[name].encode(texts))
+        if states is None:
+            states, mask = pad_states(models[name].encode(texts))
         scores[name] = models[name].score_states(pad_labels([models[name].query_labels(QUERY)] * len(texts)), states, mask)
     def cast(name):
         head = models[name].model.get_output_embeddings()

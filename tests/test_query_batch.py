@@ -154,3 +154,23 @@ def test_on_the_gpu_batched_scores_from_pq_codes_equal_the_cpus(tiny_models, doc
     assert gpu.device_decoder is not None
     for a, b in zip(gpu.score_many(requests), expected):
         np.testing.assert_allclose(a, b, atol=1e-3, rtol=1e-5)
+
+
+def test_pooled_rows_are_batched_by_query_length(tiny_models, docs, tmp_path):
+    """Pooled candidates are ordered by query length, then document length, so a batch does not pad every row
+    to the longest query of the pool (on a CPU that padding cost more than pooling saved)."""
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    store = _store(model, docs, tmp_path, codec="fp32")
+    reranker = DecoderReranker(model, store, batch_size=4, query_batch=5)
+    seen = []
+    score_documents = model.score_documents
+
+    def recording(label_ids, documents, **kwargs):
+        seen.append({len(ids) for ids in label_ids})
+        return score_documents(label_ids, documents, **kwargs)
+
+    model.score_documents = recording
+    requests = _requests(docs)
+    reranker.score_many(requests)
+    lengths = {len(model.query_labels(query)) for query, _, _ in requests}
+    assert len(lengths) >= 4 and sum(len(s) > 1 for s in seen) <= len(lengths) - 1  # only at the seams

@@ -113,16 +113,16 @@ def test_a_failure_midway_keeps_the_previous_output_and_the_queries_done(setup, 
     (root / "previous.txt").write_text("the previous run\n")
     from pyserini_decrank.rerank import DecoderReranker
 
-    original = DecoderReranker._score
+    original = DecoderReranker._score_many  # what scoring a run calls, one query per batch by default
     calls = []
 
-    def failing_on_the_second_query(self, query, docids):
-        calls.append(query)
+    def failing_on_the_second_query(self, queries, docids):
+        calls.append(queries)
         if len(calls) == 2:
             raise DecrankError("simulated failure")
-        return original(self, query, docids)
+        return original(self, queries, docids)
 
-    monkeypatch.setattr(DecoderReranker, "_score", failing_on_the_second_query)
+    monkeypatch.setattr(DecoderReranker, "_score_many", failing_on_the_second_query)
     line = one_line_error(*rerank(root, model, **{"--output": root / "previous.txt"})[::2], "simulated failure")
     assert "previous.txt is unchanged" in line and "1 queries done" in line
     assert (root / "previous.txt").read_text() == "the previous run\n"

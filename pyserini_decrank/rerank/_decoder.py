@@ -143,8 +143,9 @@ class DecoderReranker(Reranker):
                         tokens: Sequence | None, decode=None) -> np.ndarray:
         """Scores of rows of (query labels, document as a store hands it back: states, keys/values or, with
         ``decode``, codes; token ids to copy)."""
-        # longest first, so that each batch pads to about its own length
-        order = sorted(range(len(states)), key=lambda i: states[i].shape[0], reverse=True)
+        # longest query, then longest document, first: a batch pads its labels and its states to about their own
+        # lengths (pooled queries of different lengths would otherwise pad every row to the longest query)
+        order = sorted(range(len(states)), key=lambda i: (len(labels[i]), states[i].shape[0]), reverse=True)
         scores = np.empty(len(states), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
