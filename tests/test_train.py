@@ -257,7 +257,7 @@ def test_codec_aware_training_reads_states_through_the_codec_and_declares_it(tin
     trainer = Trainer.from_config(config(tiny_models, pairs_file, out, **options), progress=False)
     states, mask, _ = trainer._passage_states([0, 1, 2])
     through = trainer._through_codec(states, mask)
-    codec = trainer.store_codec()
+    codec = trainer.training_codec()
     assert isinstance(codec, FaissCodec) and (out / TRAIN_CODEC_FILE).is_file()
     real = mask.bool()
     torch.testing.assert_close(through[real], codec.round_trip(states[real].float()))

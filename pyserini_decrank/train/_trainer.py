@@ -132,7 +132,7 @@ class Trainer:
         self.codec = None  # what the decoder's states go through (``cfg.codec``), trained on first use
 
     # ------------------------------------------------------------------ quantisation-aware training
-    def store_codec(self):
+    def training_codec(self):
         """``cfg.codec``, trained as a store trains it (``codec_training_sample`` of the training passages'
         token states, in passage order) and kept in the output folder, so that a resumed run reads through
         the same codes."""
@@ -146,8 +146,12 @@ class Trainer:
             else:
                 codec.train(codec_training_sample(self._passage_token_states()))
                 tmp = path.with_suffix(".tmp")
-                tmp.write_bytes(codec.to_bytes())
-                tmp.replace(path)
+                try:
+                    tmp.write_bytes(codec.to_bytes())
+                    tmp.replace(path)
+                except OSError as exc:
+                    tmp.unlink(missing_ok=True)
+                    raise DecrankError(f"{path}: cannot keep the trained codec ({exc.strerror or exc})") from None
         self.codec = codec
         return codec
 
@@ -164,7 +168,7 @@ class Trainer:
 
     def _through_codec(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Padded ``states`` with every real token replaced by its round trip through the store codec."""
-        codec = self.store_codec()
+        codec = self.training_codec()
         if codec is None:
             return states
         real = mask.bool()
