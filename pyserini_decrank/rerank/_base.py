@@ -78,6 +78,11 @@ def _with_score(hit: Any, score: float) -> Any:
     return Hit(docid=str(hit.docid), score=score, rank=getattr(hit, "rank", 0), contents=getattr(hit, "contents", None))
 
 
+def split_by_query(scores: np.ndarray, docids: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    """Scores of several queries' candidates, scored back to back, cut into one array per query."""
+    return np.split(np.asarray(scores), np.cumsum([len(ids) for ids in docids])[:-1])
+
+
 def order_hits(head: Sequence[Any], scores: np.ndarray, tail: Sequence[Any] = ()) -> list:
     """``head`` sorted by ``scores`` (ties keep their order), then ``tail`` in its order, scored below."""
     order = sorted(range(len(head)), key=lambda i: (-scores[i], i))

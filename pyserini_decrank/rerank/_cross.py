@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..model import ComputePrecision, check_device, load_pretrained, set_attention, word_token_id
-from ._base import TextReranker
+from ._base import TextReranker, split_by_query
 
 DEFAULT_CROSS_MODEL = "castorini/monot5-base-msmarco"
 TEMPLATE = "Query: {query} Document: {document} Relevant:"
@@ -61,9 +61,7 @@ class CrossAttentionReranker(TextReranker):
     def _score_many(self, queries: Sequence[str], docids: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """The candidates of several queries in the same batches, as the decoder path pools them."""
         inputs = [TEMPLATE.format(query=query, document=self.texts[d]) for query, ids in zip(queries, docids) for d in ids]
-        scores = self._score_inputs(inputs)
-        ends = np.cumsum([len(ids) for ids in docids])
-        return np.split(scores, ends[:-1])
+        return split_by_query(self._score_inputs(inputs), docids)
 
     def _score_inputs(self, inputs: Sequence[str]) -> np.ndarray:
         """Scores of filled-in templates, ``batch_size`` at a time."""

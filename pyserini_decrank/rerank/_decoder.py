@@ -13,7 +13,7 @@ import torch
 from ..errors import DecrankError
 from ..model import DEFAULT_MODEL, QueryLikelihoodModel
 from ..store import EncoderStateStore, text_hash
-from ._base import Reranker
+from ._base import Reranker, split_by_query
 
 
 class CodecMismatchWarning(UserWarning):
@@ -52,10 +52,11 @@ class DecoderReranker(Reranker):
                               f"{store.path} holds {store.manifest.codec}: its scores may fall below the model's own figures "
                               f"(encode with --codec {declared})", CodecMismatchWarning, stacklevel=2)
         self.store = store
-        device_decoder = getattr(store.codec, "device_decoder", lambda: None)() if store is not None else None
         if decode_on_device is None:
             decode_on_device = model.device.type == "cuda"
-        self.device_decoder = device_decoder if decode_on_device and not self.cross_kv else None
+        self.device_decoder = None  # a faiss codec's torch decoder, where codes are decoded on the model's device
+        if decode_on_device and store is not None and not self.cross_kv:
+            self.device_decoder = getattr(store.codec, "device_decoder", lambda: None)()
 
     @classmethod
     def from_pretrained(
@@ -109,7 +110,7 @@ class DecoderReranker(Reranker):
         labels = [self.model.query_labels(query) for query in queries]
         scores = self._score_matrices([labels[q] for q, ids in enumerate(docids) for _ in ids], states, tokens,
                                       self.device_decoder)
-        return np.split(scores, np.cumsum([len(ids) for ids in docids])[:-1])
+        return split_by_query(scores, docids)
 
     def _score_texts(self, query: str, texts: Sequence[str], docids: Sequence[str] | None) -> np.ndarray:
         stored = np.zeros(len(texts), dtype=bool)
