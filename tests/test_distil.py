@@ -4,6 +4,7 @@ lists' cache, and training with it end to end."""
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -297,3 +298,20 @@ def test_a_beir_folder_without_the_split_is_one_error(tmp_path):
     assert split_qrels(tmp_path, "test") == {"q0": {"d0": 1}}
     with pytest.raises(DecrankError, match="no qrels/train.tsv or qrels_train.tsv"):
         split_qrels(tmp_path, "train")
+
+
+def test_dev_compare_measures_two_models_query_by_query_alone_and_with_bm25():
+    from eval.distil_dev import DevDomain
+    from eval.dev_compare import difference, per_query
+
+    # two queries, three BM25 candidates each, the relevant one BM25's last
+    bm25 = {q: [("a", 3.0), ("b", 2.0), ("rel", 1.0)] for q in ("q0", "q1")}
+    domain = DevDomain({"q0": "x", "q1": "y"}, {q: {"rel": 1} for q in bm25}, bm25, None)
+    model_a = {"q0": np.array([0.0, 1.0, 2.0]), "q1": np.array([2.0, 1.0, 0.0])}  # right for q0 only
+    model_b = {"q0": np.array([0.0, 1.0, 2.0]), "q1": np.array([0.0, 1.0, 2.0])}  # right for both
+    a, b = per_query(domain, model_a, None), per_query(domain, model_b, None)
+    assert a == {"q0": 1.0, "q1": pytest.approx(0.5)} and b == {"q0": 1.0, "q1": 1.0}
+    assert per_query(domain, model_b, 1.0) == {"q0": pytest.approx(0.5), "q1": pytest.approx(0.5)}  # BM25 alone
+    row = difference(a, b)
+    assert row["a"] == 0.75 and row["b"] == 1.0 and row["b_minus_a"] == 0.25 and row["queries"] == 2
+    assert row["ci95"][0] == 0.0 and row["ci95"][1] == 0.5  # resampling two queries: both, one or the other
