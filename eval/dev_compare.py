@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from pyserini_decrank import QueryLikelihoodModel
+from pyserini_decrank.errors import DecrankError
 from pyserini_decrank.evaluate import evaluate_run, paired_bootstrap
-from pyserini_decrank.rerank import DecoderReranker
 
-from .distil_dev import DevDomain, parse_args as distil_args, prepare, run_of
+from .distil_dev import DevDomain, parse_args as distil_args, prepare, run_of, student_scores
 
 DEFAULT_ALPHA = 0.5
 
@@ -32,11 +32,6 @@ DEFAULT_ALPHA = 0.5
 def per_query(domain: DevDomain, scores: dict[str, np.ndarray], alpha: float | None) -> dict[str, float]:
     run = run_of(scores, domain.bm25, alpha)
     return {q: v["ndcg_cut.10"] for q, v in evaluate_run(domain.qrels, run, ["ndcg_cut.10"]).per_query.items()}
-
-
-def model_scores(qlm: QueryLikelihoodModel, domain: DevDomain) -> dict[str, np.ndarray]:
-    reranker = DecoderReranker(qlm, domain.student_store, batch_size=100)
-    return {q: reranker.score(domain.queries[q], [d for d, _ in domain.bm25[q]], qid=q) for q in domain.queries}
 
 
 def difference(a: dict[str, float], b: dict[str, float]) -> dict:
@@ -71,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         alpha = qlm.config.alpha if qlm.config.alpha is not None else DEFAULT_ALPHA
         alphas.append(alpha)
         for domain_name, domain in domains.items():
-            scores = model_scores(qlm, domain)
+            scores = student_scores(qlm, domain)
             alone.setdefault(domain_name, []).append(per_query(domain, scores, None))
             mixed.setdefault(domain_name, []).append(per_query(domain, scores, alpha))
             print(f"{name} on {domain_name}: scored", flush=True)
@@ -87,4 +82,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DecrankError as exc:  # a missing file or model: one line, as from the decrank CLI
+        raise SystemExit(f"error: {exc}") from None

@@ -176,6 +176,12 @@ def beir_training_pairs(folder: Path, split: str, dev: DevDomain, out: Path) -> 
                  "left_out_judged_in_test": sum(d in test for _, d in wanted)}
 
 
+def student_scores(qlm: QueryLikelihoodModel, domain: DevDomain) -> dict[str, np.ndarray]:
+    """The model's score of each dev query's BM25 candidates, read from the store the student is scored from."""
+    reranker = DecoderReranker(qlm, domain.student_store, batch_size=100)
+    return {q: reranker.score(domain.queries[q], [d for d, _ in domain.bm25[q]], qid=q) for q in domain.queries}
+
+
 def run_of(scores: dict[str, np.ndarray], bm25: dict, alpha: float | None) -> dict[str, list[Hit]]:
     run = {}
     for qid, hits in bm25.items():
@@ -337,9 +343,7 @@ class DevCurve:
 
     @staticmethod
     def student_figures(qlm: QueryLikelihoodModel, domain: DevDomain) -> dict:
-        reranker = DecoderReranker(qlm, domain.student_store, batch_size=100)
-        scores = {q: reranker.score(domain.queries[q], [d for d, _ in domain.bm25[q]], qid=q) for q in domain.queries}
-        return figures(domain.qrels, scores, domain.bm25)
+        return figures(domain.qrels, student_scores(qlm, domain), domain.bm25)
 
     def missing(self, step: int) -> bool:
         row = next((r for r in self.record["curve"] if r["step"] == step), None)
