@@ -115,7 +115,7 @@ def nq_domain(base: QueryLikelihoodModel, pool: list[str], queries: dict[str, st
     store, coded = dev_stores(base, [(docid[str(i)], t) for i, t in enumerate(pool)], work, dev_codec)
     bm25_ids = {q: [(docid[str(h)], s) for h, s in hits] for q, hits in bm25.items()}
     return DevDomain(queries, {q: {docid[d]: r for d, r in rel.items()} for q, rel in qrels.items()}, bm25_ids,
-                     store, coded)
+                     store, coded, {docid[str(i)]: t for i, t in enumerate(pool)})
 
 
 def split_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
@@ -136,6 +136,7 @@ class DevDomain:
     bm25: dict[str, list[tuple[str, float]]]
     store: EncoderStateStore
     coded: EncoderStateStore | None = None
+    texts: dict[str, str] | None = None  # docid -> text, for writing the domain out as a collection
 
     @property
     def student_store(self) -> EncoderStateStore:
@@ -158,7 +159,7 @@ def beir_domain(folder: Path, split: str, limit: int, workdir: Path, depth: int,
     hits = bm25_search([t for _, t in corpus], list(queries.values()), workdir / "bm25", depth)
     bm25 = {q: [(corpus[h][0], s) for h, s in ranked] for q, ranked in zip(queries, hits)}
     store, coded = dev_stores(base, corpus, workdir, dev_codec)
-    return DevDomain(queries, {q: judged[q] for q in queries}, bm25, store, coded)
+    return DevDomain(queries, {q: judged[q] for q in queries}, bm25, store, coded, dict(corpus))
 
 
 def beir_training_pairs(folder: Path, split: str, dev: DevDomain, out: Path) -> tuple[Path, dict]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from pyserini_decrank import QueryLikelihoodModel
+from pyserini_decrank import QueryLikelihoodModel, read_corpus, read_qrels, read_run, read_topics
 from pyserini_decrank.errors import DecrankError
 from pyserini_decrank.train import (Distil, MinedList, PairSet, Pair, StepScores, TrainConfig, Trainer, embed_stored,
                                     embed_texts, get_objective, teacher_lists)
@@ -315,3 +315,21 @@ def test_dev_compare_measures_two_models_query_by_query_alone_and_with_bm25():
     row = difference(a, b)
     assert row["a"] == 0.75 and row["b"] == 1.0 and row["b_minus_a"] == 0.25 and row["queries"] == 2
     assert row["ci95"][0] == 0.0 and row["ci95"][1] == 0.5  # resampling two queries: both, one or the other
+
+
+def test_a_dev_domain_is_written_as_a_collection_the_readers_take_back(tmp_path):
+    from eval.dev_collections import write_collection
+    from eval.distil_dev import DevDomain
+
+    bm25 = {"q0": [("b", 2.5), ("a", 1.0)], "q1": [("c", 3.0), ("b", 0.5)]}
+    texts = {"a": "text a", "b": "text b", "c": "text c", "unjudged": "never a candidate"}
+    domain = DevDomain({"q0": "first  query", "q1": "second"}, {"q0": {"a": 1}, "q1": {"c": 2}}, bm25, None, None, texts)
+    assert write_collection(domain, tmp_path / "dev") == {"documents": 3, "queries": 2}
+    folder = tmp_path / "dev"
+    assert [(d.docid, d.text) for d in read_corpus(folder / "corpus.jsonl")] == [("b", "text b"), ("a", "text a"), ("c", "text c")]
+    assert read_topics(str(folder / "topics.tsv")) == {"q0": "first query", "q1": "second"}
+    assert read_qrels(str(folder / "qrels.txt")) == {"q0": {"a": 1}, "q1": {"c": 2}}
+    run = read_run(folder / "bm25.run")
+    assert {q: [(h.docid, h.score) for h in hits] for q, hits in run.items()} == bm25
+    with pytest.raises(DecrankError, match="no document texts"):
+        write_collection(DevDomain({}, {}, {}, None), tmp_path / "none")
