@@ -2,7 +2,7 @@
 
     python eval/codec_ladder.py --corpus CORPUS --topics TOPICS --run BM25_RUN --qrels QRELS \
         --workdir DIR --json OUT.json [--codecs fp16,SQ8,PQ96,PQ64,...] [--model decrank-minilm] \
-        [--relevance-level 2] [--depth 100] [--alpha 0.5] [--threads 2]
+        [--codec-train-tokens N] [--transcode] [--relevance-level 2] [--depth 100] [--alpha 0.5] [--threads 2]
     python eval/codec_ladder.py --combine A.json B.json ... --png OUT.png
 
 For each codec: `encode` the corpus into DIR/<codec> (timed, the codec's training included), score the run's
@@ -31,6 +31,7 @@ import torch
 from pyserini_decrank import DecoderReranker, EncoderStateStore, QueryLikelihoodModel, read_corpus, read_qrels, read_run, read_topics
 from pyserini_decrank.encode import encode_corpus
 from pyserini_decrank.evaluate import evaluate_run, paired_bootstrap
+from pyserini_decrank.store import transcode_store
 from pyserini_decrank.rerank import interpolate, order_hits
 
 
@@ -87,6 +88,9 @@ def main() -> None:
     ap.add_argument("--codec-train-tokens", type=int, default=None,
                     help="token states each faiss codec trains on (`encode --codec-train-tokens`); its stores get their "
                          "own folders (-tN)")
+    ap.add_argument("--transcode", action="store_true",
+                    help="encode the corpus once into DIR/fp32 and write each codec's store from it (`decrank store "
+                         "transcode`: the same bytes); a row's encode_s is then its transcode, codec training included")
     ap.add_argument("--relevance-level", type=int, default=1)
     ap.add_argument("--depth", type=int, default=100)
     ap.add_argument("--alpha", type=float, default=0.5)
@@ -128,6 +132,13 @@ def main() -> None:
                 encode_s = done[spec]["encode_s"]
             elif _complete(store_path):  # another ladder's store (another --copy): not encoded again
                 encode_s = None
+            elif args.transcode and spec != "fp32":
+                source = Path(args.workdir) / "fp32"
+                if not _complete(source):  # the one run of the encoder, shared by every codec's store
+                    encode_corpus(model, read_corpus(args.corpus), source, codec="fp32", progress=False)
+                start = time.perf_counter()
+                transcode_store(source, store_path, spec, codec_train_tokens=args.codec_train_tokens, progress=False)
+                encode_s = time.perf_counter() - start
             else:
                 start = time.perf_counter()
                 encode_corpus(model, read_corpus(args.corpus), store_path, codec=spec, progress=False,
@@ -143,7 +154,8 @@ def main() -> None:
             info = reranker.store.info()
             row = {"codec": spec, "bytes_per_token": info["bytes_per_token"], "store_bytes": info["bytes_on_disk"],
                    "encode_s": None if encode_s is None else round(encode_s, 1), "ms_per_query": statistics.median(times) * 1e3,
-                   "codec_train_tokens": reranker.store.manifest.build.get("codec_train_tokens")}
+                   "codec_train_tokens": reranker.store.manifest.build.get("codec_train_tokens"),
+                   "transcoded": bool(args.transcode and spec != "fp32")}
         per_query = quality(scores, run, qrels, args.depth, args.alpha, args.relevance_level)
         if reference is None:
             reference, reference_quality = scores, per_query

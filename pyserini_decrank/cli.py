@@ -442,7 +442,7 @@ def bench(shapes, depths, doc_tokens, query_tokens, precisions, queries, query_b
 
 @main.group()
 def store() -> None:
-    """Inspect and check an encoder-state store."""
+    """Inspect, check and transcode an encoder-state store."""
 
 
 @store.command(name="info")
@@ -460,6 +460,21 @@ def store_info(path, as_json) -> None:
     else:
         for key, value in info.items():
             click.echo(f"{key}: {value:.1f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+@store.command(name="transcode")
+@click.argument("source", type=click.Path(file_okay=False))
+@click.argument("target", type=click.Path(file_okay=False))
+@click.option("--codec", required=True, help="The target's codec: fp32, fp16, bf16 or a faiss factory string (PQ64, ...).")
+@click.option("--codec-train-tokens", type=POSITIVE, default=None,
+              help="Token states a faiss codec trains on, as in `decrank encode` [default: 20000, or the target's own on resume].")
+def store_transcode(source, target, codec, codec_train_tokens) -> None:
+    """Write the store at SOURCE again into TARGET in another codec, without running the encoder (from an fp32
+    store: the same bytes as `decrank encode --codec`); a TARGET already started is resumed."""
+    from .store import transcode_store
+
+    written = transcode_store(source, target, codec, codec_train_tokens)
+    click.echo(f"transcoded {written} documents from {source} into {target} ({codec})", err=True)
 
 
 @store.command(name="verify")

@@ -228,3 +228,16 @@ def test_decoder_only_options_are_refused_for_other_methods(setup, tmp_path, opt
                            root / "topics.tsv", "--run", root / "run.txt", "--output", tmp_path / "bi.txt", option, value)
     assert_one_line_error(code, err, f"{option} is an option of --method decoder; --method biencoder has none")
     assert not (tmp_path / "bi.txt").exists()
+
+
+def test_store_transcode_writes_the_store_again_and_its_errors_are_one_line(setup, tmp_path):
+    root, _ = setup
+    code, _, stderr = run_cli("store", "transcode", root / "store", tmp_path / "fp32", "--codec", "fp32")
+    assert code == 0 and "transcoded 40 documents" in stderr
+    code, stdout, _ = run_cli("store", "info", tmp_path / "fp32")
+    assert code == 0 and "codec: fp32" in stdout and "documents: 40" in stdout
+    code, _, stderr = run_cli("store", "transcode", root / "store", root / "store", "--codec", "fp32")
+    assert_one_line_error(code, stderr, "another folder than its source")
+    code, _, stderr = run_cli("store", "transcode", root / "store", tmp_path / "bad", "--codec", "PQ7")
+    assert_one_line_error(code, stderr, "codec 'PQ7'")
+    assert not (tmp_path / "bad").exists()

@@ -201,3 +201,92 @@ def test_codec_train_tokens_is_recorded_and_resume_checks_it(tiny_models, docs, 
         encode_corpus(model, corpus, tmp_path / "a", codec="PQ4", codec_train_tokens=400, progress=False)
     stats = encode_corpus(model, corpus, tmp_path / "a", codec="PQ4", progress=False)  # left out: the store's own
     assert stats.encoded == len(corpus) - 30
+
+
+def test_a_store_transcoded_from_fp32_is_byte_identical_to_one_encoded_in_the_codec(tiny_models, docs, tmp_path,
+                                                                                    monkeypatch):
+    """`decrank store transcode`: the encoder runs once; each codec's store is written from the fp32 one, the
+    same bytes (codec, shards, manifest entries) as encoding the corpus in that codec, and resumable."""
+    from pyserini_decrank.store import transcode_store
+
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    corpus = [Document(d, t) for d, t in docs.items()]
+    encode_corpus(model, corpus, tmp_path / "fp32", codec="fp32", shard_size=16, progress=False)
+    for codec in ("PQ4", "fp16"):
+        encode_corpus(model, corpus, tmp_path / f"encoded-{codec}", codec=codec, shard_size=16, codec_train_tokens=300,
+                      progress=False)
+        assert transcode_store(tmp_path / "fp32", tmp_path / f"transcoded-{codec}", codec, codec_train_tokens=300,
+                               progress=False) == len(docs)
+        encoded = json.loads((tmp_path / f"encoded-{codec}" / "manifest.json").read_text())
+        transcoded = json.loads((tmp_path / f"transcoded-{codec}" / "manifest.json").read_text())
+        assert transcoded == encoded
+    assert (tmp_path / "transcoded-PQ4" / "codec.faiss").read_bytes() == (tmp_path / "encoded-PQ4" / "codec.faiss").read_bytes()
+    encoded_pq = json.loads((tmp_path / "encoded-PQ4" / "manifest.json").read_text())
+    # a transcode stopped part-way (here by a signal while reading its third batch) resumes to the same bytes
+    from pyserini_decrank.store import _transcode
+
+    monkeypatch.setattr(_transcode, "READ_BATCH", 16)
+    reads, read = [], EncoderStateStore.get_many_with_tokens
+
+    def stopped_on_the_third(self, *args, **kwargs):
+        reads.append(1)
+        if len(reads) == 3:
+            raise KeyboardInterrupt
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(EncoderStateStore, "get_many_with_tokens", stopped_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        transcode_store(tmp_path / "fp32", tmp_path / "cut", "PQ4", codec_train_tokens=300, progress=False)
+    written = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+    assert not written["complete"] and 0 < len(written["shards"]) < len(encoded_pq["shards"])
+    assert transcode_store(tmp_path / "fp32", tmp_path / "cut", "PQ4", progress=False) == len(docs) - 16 * len(written["shards"])
+    assert json.loads((tmp_path / "cut" / "manifest.json").read_text()) == encoded_pq
+
+
+def test_transcoding_refuses_codes_an_unfinished_store_and_its_own_folder(tiny_models, docs, tmp_path):
+    from pyserini_decrank.store import transcode_store
+
+    model = QueryLikelihoodModel.from_pretrained(str(tiny_models("t5")))
+    corpus = [Document(d, t) for d, t in docs.items()]
+    encode_corpus(model, corpus, tmp_path / "sq8", codec="SQ8", progress=False)
+    with pytest.raises(DecrankError, match="holds SQ8 codes, not the states"):
+        transcode_store(tmp_path / "sq8", tmp_path / "out", "PQ4", progress=False)
+    encode_corpus(model, corpus, tmp_path / "fp16", codec="fp16", progress=False)
+    with pytest.raises(DecrankError, match="another folder than its source"):
+        transcode_store(tmp_path / "fp16", tmp_path / "fp16", "PQ4", progress=False)
+    writer = StoreWriter(tmp_path / "stopped", FP, hidden_size=32, max_length=16, codec="fp32", shard_size=16)
+    for docid, s in states(20).items():
+        writer.add(docid, s, token_ids=np.arange(len(s)))
+    writer.close(complete=False)  # one shard written, then stopped
+    with pytest.warns(UserWarning), pytest.raises(DecrankError, match="is unfinished"):
+        transcode_store(tmp_path / "stopped", tmp_path / "out", "PQ4", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_codec_ladder_from_one_encode_scores_as_one_encoding_each_codec(tiny_models, docs, tmp_path, monkeypatch):
+    """eval/codec_ladder.py --transcode: the corpus is encoded once (fp32) and every codec's store written from it,
+    which changes nothing a row measures but the time."""
+    import sys
+
+    from eval import codec_ladder
+
+    ids = list(docs)
+    (tmp_path / "corpus.tsv").write_text("".join(f"{d}\t{t}\n" for d, t in docs.items()))
+    (tmp_path / "topics.tsv").write_text("q1\tdigital data storage\nq2\telectron wave frequency\n")
+    (tmp_path / "run.txt").write_text("".join(f"{q} Q0 {d} {i + 1} {30 - i} bm25\n" for q, part in (("q1", ids[:12]), ("q2", ids[12:24]))
+                                              for i, d in enumerate(part)))
+    (tmp_path / "qrels.txt").write_text(f"q1 0 {ids[3]} 1\nq2 0 {ids[20]} 1\n")
+    common = ["codec_ladder", "--corpus", tmp_path / "corpus.tsv", "--topics", tmp_path / "topics.tsv", "--run",
+              tmp_path / "run.txt", "--qrels", tmp_path / "qrels.txt", "--model", tiny_models("t5"), "--codecs", "fp16,SQ8"]
+    for name, extra in (("encoded", []), ("transcoded", ["--transcode"])):
+        monkeypatch.setattr(sys, "argv", [str(a) for a in common + ["--workdir", tmp_path / name, "--json",
+                                                                    tmp_path / f"{name}.json"] + extra])
+        codec_ladder.main()
+    encoded, transcoded = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("encoded", "transcoded"))
+    assert [r["transcoded"] for r in transcoded] == [True, True] and not any(r["transcoded"] for r in encoded)
+    assert (tmp_path / "transcoded" / "fp32").is_dir() and not (tmp_path / "encoded" / "fp32").exists()
+    for spec in ("fp16", "SQ8"):
+        assert (tmp_path / "transcoded" / f"scores-{spec}.json").read_text() == (tmp_path / "encoded" / f"scores-{spec}.json").read_text()
+    for a, b in zip(encoded, transcoded):
+        for key in ("codec", "store_bytes", "ndcg10", "ndcg10_interpolated", "tau_median", "ndcg10_change_ci"):
+            assert a[key] == b[key]
