@@ -1,14 +1,15 @@
 """Two models on the dev split of ``eval/distil_dev.py``, query by query: whether a dev gain is one the split can tell.
 
     python -m eval.dev_compare --train-dir ../shared/data/train --workdir WORK --json OUT.json \
-        --model A --model B [--dev-beir NAME=FOLDER ...] [--dev-beir-split train] [--dev-queries 200] [--depth 100]
+        --model A --model B [--dev-beir NAME=FOLDER ...] [--dev-beir-split train] [--dev-queries 200] [--depth 100] \
+        [--dev-codec SPEC]
 
 Each model re-ranks each dev domain's BM25 candidates once; from those scores, nDCG@10 alone and interpolated
 with BM25 at the model's own alpha (its ``decrank_config.json``; 0.5 if it carries none), per query. B - A comes
 with a paired bootstrap 95% interval over the domain's queries (10,000 resamples, fixed seed), per domain and
 over the domains' queries pooled. WORK is a ``distil_dev.py`` work folder: its dev stores and BM25 runs are
 reused, or made as that script makes them (with the same --dev-queries, --depth and --dev-beir, the split is the
-same one).
+same one). ``--dev-codec SPEC`` scores both models from the dev stores in that codec, as `distil_dev.py` does.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dev-beir-split", default="train")
     ap.add_argument("--dev-queries", type=int, default=200)
     ap.add_argument("--depth", type=int, default=100)
+    ap.add_argument("--dev-codec", default=None, help="score both models from the dev stores written in this codec")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     if len(args.model) != 2:
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     split_args = distil_args(["--train-dir", args.train_dir, "--workdir", args.workdir, "--json", args.json,
                               "--base", args.model[0], "--dev-queries", str(args.dev_queries), "--depth", str(args.depth),
-                              "--dev-beir", *args.dev_beir, "--dev-beir-split", args.dev_beir_split])
+                              "--dev-beir", *args.dev_beir, "--dev-beir-split", args.dev_beir_split]
+                             + (["--dev-codec", args.dev_codec] if args.dev_codec else []))
     split = prepare(split_args, Path(args.workdir), {}, None)
     domains = {"nq-qed-dev": split.nq, **split.domains}
     alone, mixed, alphas = {}, {}, []
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
             mixed.setdefault(domain_name, []).append(per_query(domain, scores, alpha))
             print(f"{name} on {domain_name}: scored", flush=True)
     pooled = lambda per: [{f"{d}/{q}": v for d in per for q, v in per[d][i].items()} for i in (0, 1)]
-    out = {"a": args.model[0], "b": args.model[1], "alpha_a": alphas[0], "alpha_b": alphas[1],
+    out = {"a": args.model[0], "b": args.model[1], "alpha_a": alphas[0], "alpha_b": alphas[1], "dev_codec": args.dev_codec,
            "alone": {d: difference(*per) for d, per in alone.items()} | {"pooled": difference(*pooled(alone))},
            "with_alpha": {d: difference(*per) for d, per in mixed.items()} | {"pooled": difference(*pooled(mixed))}}
     Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
