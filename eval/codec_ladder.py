@@ -10,7 +10,9 @@ top ``depth`` once, and report bytes per token, store size, nDCG@10 alone and in
 at ``alpha`` (from the same scores), the change against the first codec's (fp16) with its paired bootstrap 95%
 interval over queries, the Kendall tau of each query's scores against the first codec's (median, mean and
 minimum), and the median milliseconds per query. A PNG beside OUT.json plots the change against bytes per token
-with its interval.
+with its interval. With ``--transcode`` the encoder runs once, into DIR/fp32, and each codec's store is written
+from it (`decrank store transcode`, the same bytes as encoding in the codec); a row's encode time is then the
+transcode's, codec training included.
 
 Each codec's scores are kept in DIR/scores-<codec>.json, and every figure but the times comes from them: run
 again with the same OUT.json and a codec whose row and scores are there is not encoded or scored again (a
