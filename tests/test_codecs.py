@@ -254,6 +254,10 @@ def test_transcoding_refuses_codes_an_unfinished_store_and_its_own_folder(tiny_m
     encode_corpus(model, corpus, tmp_path / "fp16", codec="fp16", progress=False)
     with pytest.raises(DecrankError, match="another folder than its source"):
         transcode_store(tmp_path / "fp16", tmp_path / "fp16", "PQ4", progress=False)
+    first = next(iter(docs))
+    encode_corpus(model, [Document(first, "another text altogether")], tmp_path / "other", codec="fp32", progress=False)
+    with pytest.raises(DecrankError, match=f"document {first} there is not"):  # resuming a store of another corpus
+        transcode_store(tmp_path / "fp16", tmp_path / "other", "fp32", progress=False)
     writer = StoreWriter(tmp_path / "stopped", FP, hidden_size=32, max_length=16, codec="fp32", shard_size=16)
     for docid, s in states(20).items():
         writer.add(docid, s, token_ids=np.arange(len(s)))

@@ -35,8 +35,12 @@ def transcode_store(source: str | Path, target: str | Path, codec: str, codec_tr
     with StoreWriter(target, manifest.model, manifest.hidden_size, manifest.max_length, codec=codec,
                      shard_size=manifest.build.get("shard_size"), batch_size=manifest.build.get("batch_size"),
                      codec_train_tokens=codec_train_tokens) as writer:
-        done = writer.existing_docids()
         hashes = reader.text_hashes()  # docid -> text hash, in the source's order
+        done = writer.stored_text_hashes()
+        foreign = next((d for d, h in done.items() if hashes.get(d) != h), None)
+        if foreign is not None:
+            raise DecrankError(f"{target}: document {foreign} there is not {source}'s (another text, or absent from it): "
+                               "transcode into a new folder")
         todo = [d for d in hashes if d not in done]
         bar = tqdm(total=len(todo), desc=f"transcode to {codec}", unit="doc", disable=not progress, dynamic_ncols=True)
         try:
