@@ -130,11 +130,13 @@ def main() -> None:
             scores = {q: np.array(s) for q, s in json.loads(scores_path.read_text()).items()}
             print(f"{spec}: kept from {out}", flush=True)
         else:
+            transcoded = None  # how this run wrote the store: unknown where it found one written
             if spec in done and _complete(store_path):  # scored before, scores not kept: score again, keep its encode time
-                encode_s = done[spec]["encode_s"]
+                encode_s, transcoded = done[spec]["encode_s"], done[spec].get("transcoded")
             elif _complete(store_path):  # another ladder's store (another --copy): not encoded again
                 encode_s = None
             elif args.transcode and spec != "fp32":
+                transcoded = True
                 source = Path(args.workdir) / "fp32"
                 if not _complete(source):  # the one run of the encoder, shared by every codec's store
                     encode_corpus(model, read_corpus(args.corpus), source, codec="fp32", progress=False)
@@ -142,6 +144,7 @@ def main() -> None:
                 transcode_store(source, store_path, spec, codec_train_tokens=args.codec_train_tokens, progress=False)
                 encode_s = time.perf_counter() - start
             else:
+                transcoded = False
                 start = time.perf_counter()
                 encode_corpus(model, read_corpus(args.corpus), store_path, codec=spec, progress=False,
                               codec_train_tokens=args.codec_train_tokens)
@@ -157,7 +160,7 @@ def main() -> None:
             row = {"codec": spec, "bytes_per_token": info["bytes_per_token"], "store_bytes": info["bytes_on_disk"],
                    "encode_s": None if encode_s is None else round(encode_s, 1), "ms_per_query": statistics.median(times) * 1e3,
                    "codec_train_tokens": reranker.store.manifest.build.get("codec_train_tokens"),
-                   "transcoded": bool(args.transcode and spec != "fp32")}
+                   "transcoded": transcoded}
         per_query = quality(scores, run, qrels, args.depth, args.alpha, args.relevance_level)
         if reference is None:
             reference, reference_quality = scores, per_query
