@@ -11,8 +11,8 @@ first met), ``topics.tsv``, ``bm25.run`` (TREC, BM25's top ``--depth``) and ``qr
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from pyserini_decrank.errors import DecrankError
@@ -40,15 +40,12 @@ def write_collection(domain: DevDomain, folder: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--out" not in argv or argv.index("--out") + 1 >= len(argv):
-        raise SystemExit("error: --out DIR is required")
-    at = argv.index("--out")
-    out = Path(argv[at + 1])
-    args = parse_args(argv[:at] + argv[at + 2:])
-    work = Path(args.workdir)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
+    ap.add_argument("--out", required=True, help="folder to write one collection folder per dev domain into")
+    known, rest = ap.parse_known_args(argv)
+    out, args = Path(known.out), parse_args(rest)
     try:
-        split = prepare(args, work, {}, None)
+        split = prepare(args, Path(args.workdir), {}, None)
         for name, domain in {"nq-qed-dev": split.nq, **split.domains}.items():
             counts = write_collection(domain, out / name)
             print(f"{out / name}: {counts['queries']} queries, {counts['documents']} documents", flush=True)
